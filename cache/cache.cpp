@@ -1,0 +1,344 @@
+// Cache: the cache directory's lock, format, volumes, graveyard and flusher.
+#include "cache/cache.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <sstream>
+
+#include "cache/cache_object.h"
+#include "cache/fault_engine.h"
+#include "cache/volume.h"
+#include "common/hash.h"
+#include "common/units.h"
+
+namespace cachefuse::cache {
+namespace {
+
+constexpr const char* kFormatName = "cachefuse-cache";
+constexpr int kFormatVersionNumber = 1;
+
+// mkdir -p: parents 0755, the last component `mode`.
+Status MakeDirs(const std::string& path, mode_t mode) {
+  std::string cur;
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = path.find('/', pos + 1);
+    cur = path.substr(0, pos);
+    if (cur.empty()) continue;
+    bool last = pos == std::string::npos;
+    if (::mkdir(cur.c_str(), last ? mode : 0755) != 0 && errno != EEXIST) {
+      return ErrnoStatus("cannot create cache dir " + cur);
+    }
+  }
+  return Status::Ok();
+}
+
+bool ReadSmallFile(int dirfd, const char* name, std::string* out) {
+  UniqueFd fd(::openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) return false;
+  char buf[512];
+  ssize_t n = ::read(fd.get(), buf, sizeof buf);
+  if (n < 0) return false;
+  out->assign(buf, static_cast<size_t>(n));
+  return true;
+}
+
+Status WriteFileAtomic(int dirfd, const std::string& name, const std::string& content) {
+  std::string tmp = name + ".tmp";
+  UniqueFd fd(::openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd.valid()) return ErrnoStatus("create " + tmp);
+  if (::write(fd.get(), content.data(), content.size()) != static_cast<ssize_t>(content.size()) ||
+      ::fsync(fd.get()) != 0) {
+    return ErrnoStatus("write " + tmp);
+  }
+  if (::renameat(dirfd, tmp.c_str(), dirfd, name.c_str()) != 0) return ErrnoStatus("rename " + tmp);
+  return Status::Ok();
+}
+
+bool DirHasEntriesBesides(int dirfd, std::initializer_list<const char*> allowed) {
+  int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return true;
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    ::close(fd);
+    return true;
+  }
+  bool other = false;
+  while (struct dirent* de = ::readdir(d)) {
+    std::string n = de->d_name;
+    if (n == "." || n == "..") continue;
+    bool ok = false;
+    for (const char* a : allowed) ok = ok || n == a;
+    if (!ok) {
+      other = true;
+      break;
+    }
+  }
+  ::closedir(d);
+  return other;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Cache>> Cache::Open(const CacheOptions& options) {
+  std::unique_ptr<Cache> cache(new Cache(options));
+  Status st = cache->Init();
+  if (!st.ok()) return st;
+  return cache;
+}
+
+Status Cache::Init() {
+  const std::string& dir = options_.dir;
+  if (options_.granule < 4096 || (options_.granule & (options_.granule - 1)) != 0 || options_.granule > (64 << 20)) {
+    return Status::Invalid("granule must be a power of two between 4 KiB and 64 MiB");
+  }
+  granule_shift_ = static_cast<unsigned>(__builtin_ctzll(options_.granule));
+  Status st = MakeDirs(dir, 0700);
+  if (!st.ok()) return st;
+  dir_fd_.reset(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir_fd_.valid()) return ErrnoStatus("cannot open cache dir " + dir);
+  if (::faccessat(dir_fd_.get(), ".", W_OK | X_OK, AT_EACCESS) != 0) {
+    return ErrnoStatus("cache dir " + dir + " is not writable");
+  }
+  lock_fd_.reset(::openat(dir_fd_.get(), "LOCK", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!lock_fd_.valid()) return ErrnoStatus("cannot open " + dir + "/LOCK");
+  if (::flock(lock_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
+    std::string pid;
+    ReadSmallFile(dir_fd_.get(), "LOCK", &pid);
+    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    return Status::FromErrno(EBUSY, "cache dir " + dir + " is in use by another cachefuse (pid " +
+                                        (pid.empty() ? std::string("unknown") : pid) + " holds " + dir + "/LOCK)");
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(lock_fd_.get(), 0) != 0 || ::pwrite(lock_fd_.get(), pid.data(), pid.size(), 0) < 0) {
+    return ErrnoStatus("cannot write " + dir + "/LOCK");
+  }
+  st = CheckFormat();
+  if (!st.ok()) return st;
+  for (const char* sub : {"volumes", "graveyard", "index"}) {
+    if (::mkdirat(dir_fd_.get(), sub, 0700) != 0 && errno != EEXIST) {
+      return ErrnoStatus("cannot create " + dir + "/" + sub);
+    }
+  }
+  volumes_fd_.reset(::openat(dir_fd_.get(), "volumes", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  graveyard_fd_.reset(::openat(dir_fd_.get(), "graveyard", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!volumes_fd_.valid() || !graveyard_fd_.valid()) return ErrnoStatus("cannot open " + dir + " subdirectories");
+
+  // DIO alignment: what statx reports for this filesystem, else a safe 4 KiB.
+  struct statx stx {};
+  dio_align_ = 4096;
+  if (::statx(dir_fd_.get(), ".", 0, STATX_DIOALIGN, &stx) == 0 && (stx.stx_mask & STATX_DIOALIGN) &&
+      stx.stx_dio_offset_align > 0) {
+    dio_align_ = std::max(stx.stx_dio_offset_align, stx.stx_dio_mem_align);
+  }
+  // Does O_DIRECT work here (not on tmpfs)?
+  bool direct_ok = false;
+  {
+    UniqueFd probe(::openat(dir_fd_.get(), ".", O_TMPFILE | O_RDWR | O_DIRECT | O_CLOEXEC, 0600));
+    direct_ok = probe.valid();
+    if (!probe.valid() && errno != EINVAL) {
+      UniqueFd plain(::openat(dir_fd_.get(), ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+      if (!plain.valid()) return ErrnoStatus("cannot create files in cache dir " + dir + " (O_TMPFILE)");
+    }
+  }
+  if (dio_align_ > options_.granule) return Status::Invalid("granule is smaller than the cache dir's DIO alignment");
+
+  auto engine = MakeEngine(options_.engine, direct_ok, &stats_, &engine_reason_);
+  if (!engine.ok()) return engine.status();
+  engine_ = std::move(engine.value());
+  if (options_.debug_fail_cache_reads) {
+    EngineFaults f;
+    f.fail_reads = true;
+    engine_ = std::make_unique<FaultEngine>(std::move(engine_), f);
+    engine_reason_ += "; debug_cache_fail_reads: every cache read fails";
+  }
+  stats_.io_engine = engine_->name();
+  size_t count = std::max<uint64_t>(16, options_.max_inflight / options_.granule);
+  pool_ = std::make_unique<BufferPool>(options_.granule, count, count / 4);
+  engine_->RegisterBuffers(pool_->Iovecs());
+  flusher_ = std::thread([this] { FlusherLoop(); });
+  return Status::Ok();
+}
+
+Status Cache::CheckFormat() {
+  const std::string& dir = options_.dir;
+  std::ostringstream want;
+  want << kFormatName << "\nversion " << kFormatVersionNumber << "\ngranule " << options_.granule << "\n";
+  std::string have;
+  if (!ReadSmallFile(dir_fd_.get(), "FORMAT", &have)) {
+    if (DirHasEntriesBesides(dir_fd_.get(), {"LOCK"})) {
+      return Status::Invalid("cache dir " + dir +
+                             " is not empty and has no FORMAT file: refusing to use it (give an empty or new dir)");
+    }
+    return WriteFileAtomic(dir_fd_.get(), "FORMAT", want.str());
+  }
+  std::istringstream in(have);
+  std::string name;
+  std::string word;
+  int version = 0;
+  uint64_t granule = 0;
+  in >> name >> word >> version;
+  if (name != kFormatName || word != "version") {
+    return Status::Invalid("cache dir " + dir + " has a FORMAT file that is not cachefuse's");
+  }
+  if (version != kFormatVersionNumber) {
+    return Status::Invalid("cache dir " + dir + " has format version " + std::to_string(version) +
+                           "; this cachefuse uses version " + std::to_string(kFormatVersionNumber) +
+                           ": remove it or use another cache_dir");
+  }
+  in >> word >> granule;
+  if (word != "granule" || granule == 0) {
+    return Status::Invalid("cache dir " + dir + " has a damaged FORMAT file");
+  }
+  if (granule != options_.granule) {
+    return Status::Invalid("cache dir " + dir + " was made with granule=" + FormatSize(granule) +
+                           "; mount with that granule or use another cache_dir");
+  }
+  return Status::Ok();
+}
+
+Cache::~Cache() {
+  Close();
+}
+
+void Cache::Close() {
+  if (closed_) return;
+  closed_ = true;
+  {
+    std::lock_guard lk(objects_mu_);
+    closing_ = true;
+    flusher_cv_.notify_all();
+  }
+  if (flusher_.joinable()) flusher_.join();
+  if (engine_) {
+    FlushAll(true);
+    engine_->Shutdown();
+    FlushAll(true);
+  }
+  std::lock_guard lk(objects_mu_);
+  if (!objects_.empty()) spdlog::debug("cache close: {} objects still busy", objects_.size());
+}
+
+Result<std::shared_ptr<Volume>> Cache::AcquireVolume(const std::string& key) {
+  std::lock_guard lk(volumes_mu_);
+  auto it = volumes_.find(key);
+  if (it != volumes_.end()) return it->second;
+  std::string name = ToHex(HashBytes(key));
+  if (::mkdirat(volumes_fd_.get(), name.c_str(), 0700) != 0 && errno != EEXIST) {
+    return ErrnoStatus("cannot create volume dir " + name);
+  }
+  UniqueFd vfd(::openat(volumes_fd_.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!vfd.valid()) return ErrnoStatus("cannot open volume dir " + name);
+  std::string have;
+  if (ReadSmallFile(vfd.get(), "VOLUME", &have)) {
+    if (have != key + "\n") {
+      return Status::Corruption("volume dir " + name + " belongs to '" + have + "', not '" + key + "'");
+    }
+  } else {
+    Status st = WriteFileAtomic(vfd.get(), "VOLUME", key + "\n");
+    if (!st.ok()) return st;
+  }
+  auto vol = std::make_shared<Volume>(this, key, std::move(vfd));
+  volumes_[key] = vol;
+  return vol;
+}
+
+void Cache::NoteError(const std::string& what) {
+  uint64_t n = ++stats_.cache_errors;
+  spdlog::warn("cache error ({} of {}): {}", n, options_.cache_error_limit, what);
+  if (n >= options_.cache_error_limit) {
+    CacheState prev = stats_.state.exchange(CacheState::kDead);
+    if (prev != CacheState::kDead) {
+      spdlog::error("cache {} withdrawn after {} errors; the mount goes on uncached", options_.dir, n);
+    }
+  }
+}
+
+void Cache::Bury(int dirfd, const std::string& name, const std::string& why) {
+  std::string target;
+  {
+    std::lock_guard lk(grave_mu_);
+    target = name + "." + std::to_string(::getpid()) + "." + std::to_string(++grave_seq_);
+  }
+  if (::renameat(dirfd, name.c_str(), graveyard_fd_.get(), target.c_str()) != 0 && errno != ENOENT) {
+    ::unlinkat(dirfd, name.c_str(), 0);
+  }
+  ::renameat(dirfd, (name + ".map").c_str(), graveyard_fd_.get(), (target + ".map").c_str());
+  spdlog::info("object={} why=graveyard: {}", name, why);
+}
+
+void Cache::Register(const std::shared_ptr<CacheObject>& obj) {
+  std::lock_guard lk(objects_mu_);
+  objects_[obj.get()] = obj;
+}
+
+void Cache::Unregister(CacheObject* obj) {
+  std::lock_guard lk(objects_mu_);
+  objects_.erase(obj);
+}
+
+void Cache::Kick() {
+  std::lock_guard lk(objects_mu_);
+  kicked_ = true;
+  flusher_cv_.notify_all();
+}
+
+Status Cache::CullNow() {
+  FlushAll(false);
+  ReapGraveyard();
+  return Status::Ok();
+}
+
+void Cache::FlushAll(bool closing) {
+  std::vector<std::shared_ptr<CacheObject>> objs;
+  {
+    std::lock_guard lk(objects_mu_);
+    objs.reserve(objects_.size());
+    for (auto& [p, ref] : objects_) objs.push_back(ref);
+  }
+  auto now = std::chrono::steady_clock::now();
+  for (auto& o : objs) {
+    if (o->Flush(closing, now)) {
+      std::lock_guard lk(objects_mu_);
+      objects_.erase(o.get());
+    }
+  }
+}
+
+void Cache::ReapGraveyard() {
+  int fd = ::openat(graveyard_fd_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    ::close(fd);
+    return;
+  }
+  std::vector<std::string> names;
+  while (struct dirent* de = ::readdir(d)) {
+    if (std::strcmp(de->d_name, ".") != 0 && std::strcmp(de->d_name, "..") != 0) names.emplace_back(de->d_name);
+  }
+  ::closedir(d);
+  for (const auto& n : names) ::unlinkat(graveyard_fd_.get(), n.c_str(), 0);
+}
+
+void Cache::FlusherLoop() {
+  ReapGraveyard();
+  std::unique_lock lk(objects_mu_);
+  while (!closing_) {
+    flusher_cv_.wait_for(lk, options_.flush_interval / 4, [&] { return closing_ || kicked_; });
+    if (closing_) break;
+    kicked_ = false;
+    lk.unlock();
+    FlushAll(false);
+    ReapGraveyard();
+    lk.lock();
+  }
+}
+
+}  // namespace cachefuse::cache

@@ -1,0 +1,128 @@
+// CacheObject: one generation of a file's cached data: the backing file, its
+// content map and aux data, and the granules in flight (slots).
+//
+// Lock order: Cookie::mu_ -> CacheObject::mu_. mu_ guards the maps, the aux,
+// the slot table and the I/O counters. Engine completions take mu_ briefly.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "cache/aux_xattr.h"
+#include "cache/content_map.h"
+#include "cache/io_engine.h"
+#include "common/unique_fd.h"
+
+namespace cachefuse::cache {
+
+class Cache;
+class Volume;
+class ReadHelper;
+class CacheObject;
+
+struct Slot;  // a granule in flight (read_helper.h)
+
+class CacheObject : public std::enable_shared_from_this<CacheObject> {
+ public:
+  enum class Mode {
+    kClosed,     // no backing file open (yet, or closed when idle)
+    kOpen,       // backing file open and validated
+    kUncached,   // no cache for this generation (cache dead, file locked, errors)
+    kAbandoned,  // replaced by a newer generation or retired: nothing persists
+  };
+
+  CacheObject(Cache* cache, Volume* volume, std::string key, std::string name, AuxData aux);
+  ~CacheObject();
+  CacheObject(const CacheObject&) = delete;
+  CacheObject& operator=(const CacheObject&) = delete;
+
+  // --- Lifecycle (called by Cookie under Cookie::mu_) ---
+  // Opens and validates the backing file, or creates it when absent or unusable.
+  // fresh: replace whatever is on disk with a new empty object (invalidation).
+  void Open(bool fresh);
+  void AddUser();
+  void RemoveUser();
+  // New coherency token / size from the netfs (persisted lazily).
+  void SetAux(const std::string& coherency, uint64_t size);
+  // Sets DIRTY in the aux xattr (durably) before the first change through the
+  // mount of an object opened for writing. Not under mu_.
+  void PrepareModify();
+  // Marks the generation dead: no map or aux is written from now on.
+  void Abandon();
+  // Removes the backing file (unlinked source file) and abandons.
+  void Retire();
+
+  // --- Persistence (flusher thread, Cache::Close) ---
+  // fdatasync, then the map, then the aux. closing: also close the file if idle.
+  // Returns true if the object may be dropped from the flusher's list.
+  bool Flush(bool closing, std::chrono::steady_clock::time_point now);
+
+  // --- Data path (ReadHelper, Cookie::NoteWrite) ---
+  std::mutex& mu() { return mu_; }
+  std::condition_variable& cv() { return cv_; }
+  Cache* cache() const { return cache_; }
+  int fd() const { return fd_.get(); }
+  uint64_t SizeLocked() const { return aux_.object_size; }
+  uint64_t ModGenLocked() const { return mod_gen_; }
+  bool ReadableLocked() const;  // present granules may be read from the backing file
+  bool WritableLocked() const;  // fetched granules may be written to the backing file
+  bool PresentLocked(uint64_t g) const { return ReadableLocked() && present_.Contains(g); }
+  Slot* FindSlotLocked(uint64_t g) const;
+  void LinkSlotLocked(Slot* s);
+  void UnlinkSlotLocked(Slot* s);
+  Slot* slots_head_locked() const { return slots_; }
+  void BeginIoLocked() { ++io_inflight_; }
+  void EndIoLocked();
+  // A cache write of granule g finished; marks it present if still current.
+  void MarkWrittenLocked(uint64_t g, uint64_t fill_gen);
+  // Bytes [off, off+len) changed through the mount (and the size is now new_size).
+  void NoteModifiedLocked(uint64_t off, uint64_t len, uint64_t new_size);
+  void SetAuxCoherencyLocked(const std::string& coherency) { aux_.coherency = coherency; }
+  // Something on disk is not what the map says (short read): withdraw this generation.
+  void WithdrawLocked(const std::string& why);
+  ContentMap PresentMapLocked() const { return present_; }
+  Mode ModeLocked() const { return mode_; }
+  const std::string& name() const { return name_; }
+  // Frees read-ahead slots nobody consumed within max_age (0: all of them).
+  void DropIdleReadaheadLocked(std::chrono::steady_clock::duration max_age);
+
+ private:
+  // Validation and creation of the backing file (mu_ held).
+  bool OpenExistingLocked(int dirfd);
+  bool CreateLocked(int dirfd);
+  bool LoadMapLocked(int dirfd, const MapRecord& rec, ContentMap* out);
+  // Writers of the on-disk metadata; need persist_mu_ (not mu_).
+  bool WriteMap(int fd, const ContentMap& map);
+  bool WriteAux(int fd, const AuxData& aux);
+  void BuryLocked(int dirfd, const std::string& why);
+
+  Cache* const cache_;
+  Volume* const volume_;
+  const std::string key_;
+  const std::string name_;
+
+  std::mutex persist_mu_;  // serializes writers of the xattrs and side-car; before mu_
+  mutable std::mutex mu_;
+  std::condition_variable cv_;  // slot state changes, io_inflight_ reaching 0
+  Mode mode_ = Mode::kClosed;
+  UniqueFd fd_;
+  AuxData aux_;             // what the aux xattr should say
+  AuxData aux_on_disk_;     // what it says
+  ContentMap present_;      // granules whose data is in the backing file
+  ContentMap unsynced_;     // subset of present_ written since the last fdatasync began
+  ContentMap map_on_disk_;  // what the map xattr / side-car says
+  uint64_t map_generation_ = 0;
+  uint64_t mod_gen_ = 0;  // bumped by writes through the mount
+  unsigned users_ = 0;
+  unsigned io_inflight_ = 0;
+  Slot* slots_ = nullptr;  // table of slots of this generation (intrusive list)
+  unsigned nslots_ = 0;
+  bool registered_ = false;   // in the Cache's flusher list
+  bool has_sidecar_ = false;  // a side-car map file may exist on disk
+  std::chrono::steady_clock::time_point last_active_;
+};
+
+}  // namespace cachefuse::cache

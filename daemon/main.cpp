@@ -1,0 +1,316 @@
+// cachefuse: mounts a network file tree with a persistent local cache.
+//
+// Start-up: options are checked in the parent; the daemon (a child, unless
+// -f) opens the cache, mounts, and reports back through a pipe once the mount
+// answers, so `cachefuse` returns only when the mount is usable, or fails with
+// one line naming the problem and leaves nothing behind.
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/sinks/syslog_sink.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "cache/cache.h"
+#include "common/units.h"
+#include "daemon/control_socket.h"
+#include "daemon/filesystem.h"
+#include "daemon/fuse_ops.h"
+#include "daemon/mount_options.h"
+#include "netfs_backends/backend.h"
+#include "netfs_backends/fault_backend.h"
+
+namespace cachefuse::daemon {
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+// Reports the outcome of start-up: to the waiting parent, or to stderr with -f.
+class StartupReporter {
+ public:
+  explicit StartupReporter(int fd) : fd_(fd) {}
+  int Fail(const std::string& msg) {
+    if (fd_ >= 0) {
+      std::string line = "ERR " + msg + "\n";
+      (void)!::write(fd_, line.data(), line.size());
+      ::close(fd_);
+      fd_ = -1;
+    } else if (!done_) {
+      std::fprintf(stderr, "cachefuse: %s\n", msg.c_str());
+    }
+    done_ = true;
+    return 1;
+  }
+  void Ready() {
+    if (fd_ >= 0) {
+      (void)!::write(fd_, "OK\n", 3);
+      ::close(fd_);
+      fd_ = -1;
+    }
+    done_ = true;
+  }
+
+ private:
+  int fd_;
+  bool done_ = false;
+};
+
+void RaiseFileLimit() {
+  struct rlimit rl {};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+// The kernel reads ahead only 128 KiB on a FUSE mount unless its bdi says more.
+void RaiseKernelReadahead(const MountOptions& mo, dev_t dev) {
+  if (::geteuid() != 0 || mo.readahead == 0) return;
+  uint64_t kb = std::clamp<uint64_t>(mo.readahead / 1024, 128, 16384);
+  std::string path =
+      "/sys/class/bdi/" + std::to_string(major(dev)) + ":" + std::to_string(minor(dev)) + "/read_ahead_kb";
+  std::ofstream f(path);
+  if (f) f << kb << "\n";
+  if (!f) spdlog::debug("cannot set {}", path);
+}
+
+void SetupLogging(const MountOptions& mo) {
+  auto logger = spdlog::stderr_logger_mt("cachefuse");
+  logger->set_pattern("cachefuse[%P] %l: %v");
+  spdlog::set_default_logger(logger);
+  auto level = spdlog::level::from_str(mo.log_level);
+  // Until it detaches, a background daemon shares the user's terminal: warnings only.
+  spdlog::set_level(mo.foreground ? level : std::max(level, spdlog::level::warn));
+}
+
+void SwitchToSyslog(const MountOptions& mo) {
+  auto logger = spdlog::syslog_logger_mt("cachefuse-syslog", "cachefuse", LOG_PID, LOG_DAEMON);
+  logger->set_pattern("%l: %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(mo.log_level));
+}
+
+void DetachStdio() {
+  int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null < 0) return;
+  ::dup2(null, 0);
+  ::dup2(null, 1);
+  ::dup2(null, 2);
+  ::close(null);
+}
+
+int RunDaemon(const MountOptions& mo, int ready_fd) {
+  StartupReporter report(ready_fd);
+  SetupLogging(mo);
+  RaiseFileLimit();
+
+  auto backend = netfs::OpenBackend(mo.source);
+  if (!backend.ok()) return report.Fail(backend.status().ToString());
+  std::unique_ptr<netfs::Backend> source = std::move(backend.value());
+  if (mo.debug_backend_latency_ms > 0) {
+    netfs::FaultPlan plan;
+    plan.latency_ms = mo.debug_backend_latency_ms;
+    source = std::make_unique<netfs::FaultBackend>(std::move(source), plan);
+  }
+  auto cache = cache::Cache::Open(mo.ToCacheOptions());
+  if (!cache.ok()) return report.Fail(cache.status().ToString());
+  spdlog::info("cache {}: io engine {} ({})", (*cache)->dir(), (*cache)->engine().name(), (*cache)->engine_reason());
+  auto volume = (*cache)->AcquireVolume(source->describe());
+  if (!volume.ok()) return report.Fail(volume.status().ToString());
+  auto fs = std::make_unique<Filesystem>(mo, std::move(source), std::move(cache.value()), std::move(volume.value()));
+
+  std::string fuse_opts = mo.FuseMountOptions();
+  std::vector<const char*> argv = {"cachefuse", "-o", fuse_opts.c_str()};
+  if (mo.debug && mo.log_level == "trace") argv.push_back("-d");
+  struct fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), const_cast<char**>(argv.data()));
+  fuse_session* se = fuse_session_new(&args, &FuseOps(), sizeof(fuse_lowlevel_ops), fs.get());
+  if (!se) return report.Fail("cannot start a FUSE session (is /dev/fuse there?)");
+  if (fuse_set_signal_handlers(se) != 0) {
+    fuse_session_destroy(se);
+    return report.Fail("cannot install signal handlers");
+  }
+  if (fuse_session_mount(se, mo.mountpoint.c_str()) != 0) {
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    fs->Shutdown();
+    return report.Fail("cannot mount on " + mo.mountpoint);
+  }
+  fs->set_session(se);
+  std::unique_ptr<ControlSocket> control;
+  if (auto cs = ControlSocket::Start(fs.get()); cs.ok()) {
+    control = std::move(cs.value());
+    fs->set_control_socket(control->path());
+  } else {
+    spdlog::warn("no control socket: {}", cs.status().ToString());
+  }
+
+  // Ready once the mount answers a stat of its root (served by the loop below).
+  std::thread ready([&] {
+    struct stat st {};
+    if (::stat(mo.mountpoint.c_str(), &st) != 0) {
+      report.Fail("the mount on " + mo.mountpoint + " does not answer: " + std::strerror(errno));
+      fuse_session_exit(se);
+      return;
+    }
+    RaiseKernelReadahead(mo, st.st_dev);
+    spdlog::info("mounted {} on {}", mo.source, mo.mountpoint);
+    ::sd_notify(0, "READY=1");
+    report.Ready();
+    if (!mo.foreground) {
+      DetachStdio();
+      SwitchToSyslog(mo);
+    }
+  });
+
+  struct fuse_loop_config* cfg = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(cfg, mo.threads);
+  fuse_loop_cfg_set_idle_threads(cfg, std::min(4u, mo.threads));
+  int rc = fuse_session_loop_mt(se, cfg);
+  fuse_loop_cfg_destroy(cfg);
+  ::sd_notify(0, "STOPPING=1");
+  ready.join();
+  spdlog::info("unmounting {} ({})", mo.mountpoint, rc > 0 ? strsignal(rc) : "unmounted");
+  control.reset();
+  fs->set_session(nullptr);
+  fuse_session_unmount(se);
+  fuse_remove_signal_handlers(se);
+  fs->Shutdown();  // persists maps and aux data of every object
+  fuse_session_destroy(se);
+  fs.reset();
+  return 0;
+}
+
+std::string HelpFooter() {
+  std::string s = "\nMount options (-o opt[,opt...]; also as key = value lines in a config= file):\n";
+  for (const auto& d : OptionDocs()) {
+    std::string name = std::string(d.name) + (*d.value ? std::string("=") + d.value : "");
+    char line[256];
+    std::snprintf(line, sizeof line, "  %-34s %s\n", name.c_str(), d.meaning);
+    s += line;
+  }
+  s += "\nSOURCE is a local directory (a kernel NFS/SMB mount, a disk).\n"
+       "Examples:\n"
+       "  cachefuse /mnt/nfs/home ~/home -o cache_dir=/var/tmp/cf\n"
+       "  mount -t fuse.cachefuse /mnt/nfs/data /data -o allow_other\n"
+       "  cachefusectl stats ~/home\n";
+  return s;
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  CLI::App app{"cachefuse: mounts SOURCE on MOUNTPOINT with a persistent local cache of file data", "cachefuse"};
+  std::string source;
+  std::string mountpoint;
+  std::vector<std::string> opts;
+  bool foreground = false;
+  bool debug = false;
+  app.add_option("SOURCE", source, "the file tree to cache (a directory)")->required();
+  app.add_option("MOUNTPOINT", mountpoint, "where to mount it (a directory)")->required();
+  app.add_flag("-f,--foreground", foreground, "stay in the foreground (for systemd)");
+  app.add_flag("-d,--debug", debug, "foreground, with debug logging");
+  app.add_option("-o", opts, "mount options, comma-separated (below)")->take_all();
+  app.set_version_flag("-V,--version", std::string("cachefuse ") + kVersion);
+  app.footer(HelpFooter());
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::fprintf(stderr, "cachefuse: %s (see cachefuse --help)\n", e.what());
+    return 2;
+  }
+
+  MountOptions mo;
+  mo.source = source;
+  mo.foreground = foreground || debug;
+  mo.debug = debug;
+  try {
+    for (const auto& o : opts) ApplyOptionList(mo, o);
+  } catch (const OptionError& e) {
+    std::fprintf(stderr, "cachefuse: %s\n", e.what());
+    return 1;
+  }
+  if (debug) mo.log_level = "debug";
+
+  // Check what can be checked before anything starts.
+  {
+    auto backend = netfs::OpenBackend(source);
+    if (!backend.ok()) {
+      std::fprintf(stderr, "cachefuse: %s\n", backend.status().ToString().c_str());
+      return 1;
+    }
+  }
+  struct stat st {};
+  if (::stat(mountpoint.c_str(), &st) != 0) {
+    std::fprintf(stderr, "cachefuse: mountpoint %s: %s\n", mountpoint.c_str(), std::strerror(errno));
+    return 1;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    std::fprintf(stderr, "cachefuse: mountpoint %s is not a directory\n", mountpoint.c_str());
+    return 1;
+  }
+  // The daemon runs in /: every path it keeps must be absolute.
+  char real[PATH_MAX];
+  mo.mountpoint = ::realpath(mountpoint.c_str(), real) ? real : mountpoint;
+  if (source.find("://") == std::string::npos && ::realpath(source.c_str(), real)) mo.source = real;
+  if (!mo.cache_dir.empty() && mo.cache_dir.front() != '/') {
+    char cwd[PATH_MAX];
+    if (::getcwd(cwd, sizeof cwd)) mo.cache_dir = std::string(cwd) + "/" + mo.cache_dir;
+  }
+
+  if (mo.foreground) return RunDaemon(mo, -1);
+
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) {
+    std::perror("cachefuse: pipe");
+    return 1;
+  }
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    std::perror("cachefuse: fork");
+    return 1;
+  }
+  if (pid == 0) {
+    ::close(p[0]);
+    ::setsid();
+    if (::chdir("/") != 0) {
+      // harmless: paths are absolute by now
+    }
+    ::_exit(RunDaemon(mo, p[1]));
+  }
+  ::close(p[1]);
+  std::string answer;
+  char buf[512];
+  ssize_t n;
+  while ((n = ::read(p[0], buf, sizeof buf)) > 0) answer.append(buf, static_cast<size_t>(n));
+  ::close(p[0]);
+  if (answer.rfind("OK", 0) == 0) return 0;
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (answer.rfind("ERR ", 0) == 0) {
+    std::string msg = answer.substr(4);
+    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    std::fprintf(stderr, "cachefuse: %s\n", msg.c_str());
+  } else {
+    std::fprintf(stderr, "cachefuse: the daemon exited during start-up\n");
+  }
+  return 1;
+}
+
+}  // namespace cachefuse::daemon
+
+int main(int argc, char** argv) {
+  return cachefuse::daemon::Main(argc, argv);
+}

@@ -1,0 +1,277 @@
+// MountOptions: parsing and validation of -o options and of the config file.
+#include "daemon/mount_options.h"
+
+#include <pwd.h>
+#include <unistd.h>
+
+#include <toml++/toml.h>
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+
+#include "common/units.h"
+
+namespace cachefuse::daemon {
+namespace {
+
+// Options that mount(8), mount.fuse3 and fstab pass along; harmless to ignore.
+bool IsGenericMountOption(const std::string& key) {
+  static const char* kIgnored[] = {
+      "rw",       "dev",        "nodev",       "suid",     "nosuid",  "exec",         "noexec",  "atime", "noatime",
+      "relatime", "nodiratime", "strictatime", "lazytime", "async",   "auto",         "noauto",  "user",  "users",
+      "nouser",   "_netdev",    "nofail",      "defaults", "comment", "auto_unmount", "nonempty"};
+  for (const char* k : kIgnored) {
+    if (key == k) return true;
+  }
+  return key.rfind("x-", 0) == 0;
+}
+
+uint64_t NeedSize(const std::string& key, const std::string& value) {
+  auto v = ParseSize(value);
+  if (!v) throw OptionError("option " + key + "=" + value + ": not a size (examples: 4096, 256k, 64M, 2G)");
+  return *v;
+}
+
+double NeedSeconds(const std::string& key, const std::string& value) {
+  auto v = ParseSeconds(value);
+  if (!v) throw OptionError("option " + key + "=" + value + ": not a duration in seconds (examples: 1, 0.5, 200ms)");
+  return *v;
+}
+
+unsigned NeedCount(const std::string& key, const std::string& value, unsigned lo, unsigned hi) {
+  char* end = nullptr;
+  unsigned long v = std::strtoul(value.c_str(), &end, 10);
+  if (value.empty() || *end != '\0' || v < lo || v > hi) {
+    throw OptionError("option " + key + "=" + value + ": must be a whole number from " + std::to_string(lo) + " to " +
+                      std::to_string(hi));
+  }
+  return static_cast<unsigned>(v);
+}
+
+bool NeedBool(const std::string& key, const std::string& value) {
+  if (value.empty() || value == "1" || value == "true" || value == "yes" || value == "on") return true;
+  if (value == "0" || value == "false" || value == "no" || value == "off") return false;
+  throw OptionError("option " + key + "=" + value + ": must be true or false");
+}
+
+void NoValue(const std::string& key, bool has_value) {
+  if (has_value) throw OptionError("option " + key + " takes no value");
+}
+
+}  // namespace
+
+const std::vector<OptionDoc>& OptionDocs() {
+  static const std::vector<OptionDoc> docs = {
+      {"cache_dir", "DIR", "cache directory (default /var/cache/cachefuse as root, else ~/.cache/cachefuse)"},
+      {"granule", "SIZE", "cache granule, a power of two from 4k (default 256k); fixed per cache dir"},
+      {"attr_timeout", "SECONDS", "how long the kernel trusts attributes (default 1)"},
+      {"entry_timeout", "SECONDS", "how long the kernel trusts names (default 1)"},
+      {"negative_timeout", "SECONDS", "how long the kernel remembers missing names (default 0)"},
+      {"io_engine", "auto|uring|sync", "cache I/O engine (default auto: uring where O_DIRECT works)"},
+      {"readahead", "SIZE", "read-ahead for sequential readers, 0 for none (default 8M)"},
+      {"max_backend_inflight", "N", "read-ahead fetches from the source at once (default 4)"},
+      {"max_inflight", "SIZE", "memory for data in flight (default 32M)"},
+      {"cache_error_limit", "N", "cache I/O errors before the cache is withdrawn (default 8)"},
+      {"threads", "N", "most FUSE worker threads (default 16)"},
+      {"log_level", "debug|info|warn|error", "log verbosity (default info)"},
+      {"config", "FILE", "read options from a TOML file of key = value lines"},
+      {"allow_other", "", "let other users use the mount (implies default_permissions)"},
+      {"default_permissions", "", "let the kernel check permissions"},
+      {"ro", "", "read-only mount"},
+      {"fsname", "NAME", "name shown in /proc/mounts (default: the source)"},
+      {"debug_backend_latency_ms", "N", "testing: add N ms to every source read"},
+      {"debug_cache_fail_reads", "", "testing: make every cache read fail"},
+  };
+  return docs;
+}
+
+std::string DefaultCacheDir() {
+  if (::geteuid() == 0) return "/var/cache/cachefuse";
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg == '/') return std::string(xdg) + "/cachefuse";
+  const char* home = std::getenv("HOME");
+  std::string h = home && *home ? home : "";
+  if (h.empty()) {
+    if (struct passwd* pw = ::getpwuid(::geteuid())) h = pw->pw_dir;
+  }
+  return h + "/.cache/cachefuse";
+}
+
+void ApplyOption(MountOptions& o, const std::string& item) {
+  if (item.empty()) return;
+  size_t eq = item.find('=');
+  const bool has_value = eq != std::string::npos;
+  const std::string key = item.substr(0, eq);
+  const std::string value = has_value ? item.substr(eq + 1) : "";
+  auto need_value = [&] {
+    if (!has_value || value.empty()) throw OptionError("option " + key + " needs a value (" + key + "=...)");
+  };
+
+  if (key == "cache_dir") {
+    need_value();
+    o.cache_dir = value;
+  } else if (key == "granule") {
+    need_value();
+    uint64_t g = NeedSize(key, value);
+    if (g < 4096 || g > (64ULL << 20) || (g & (g - 1)) != 0) {
+      throw OptionError("option granule=" + value + ": must be a power of two from 4k to 64M");
+    }
+    o.granule = g;
+  } else if (key == "attr_timeout") {
+    need_value();
+    o.attr_timeout = NeedSeconds(key, value);
+  } else if (key == "entry_timeout") {
+    need_value();
+    o.entry_timeout = NeedSeconds(key, value);
+  } else if (key == "negative_timeout") {
+    need_value();
+    o.negative_timeout = NeedSeconds(key, value);
+  } else if (key == "io_engine") {
+    need_value();
+    if (value == "auto") {
+      o.io_engine = cache::EngineChoice::kAuto;
+    } else if (value == "uring") {
+      o.io_engine = cache::EngineChoice::kUring;
+    } else if (value == "sync") {
+      o.io_engine = cache::EngineChoice::kSync;
+    } else {
+      throw OptionError("option io_engine=" + value + ": must be auto, uring or sync");
+    }
+  } else if (key == "readahead") {
+    need_value();
+    o.readahead = NeedSize(key, value);
+    if (o.readahead > (1ULL << 30)) throw OptionError("option readahead=" + value + ": at most 1G");
+  } else if (key == "max_backend_inflight") {
+    need_value();
+    o.max_backend_inflight = NeedCount(key, value, 1, 256);
+  } else if (key == "max_inflight") {
+    need_value();
+    o.max_inflight = NeedSize(key, value);
+    if (o.max_inflight < (4ULL << 20) || o.max_inflight > (16ULL << 30)) {
+      throw OptionError("option max_inflight=" + value + ": must be from 4M to 16G");
+    }
+  } else if (key == "cache_error_limit") {
+    need_value();
+    o.cache_error_limit = NeedCount(key, value, 1, 1000000);
+  } else if (key == "threads") {
+    need_value();
+    o.threads = NeedCount(key, value, 1, 1024);
+  } else if (key == "log_level") {
+    need_value();
+    if (value != "trace" && value != "debug" && value != "info" && value != "warn" && value != "error") {
+      throw OptionError("option log_level=" + value + ": must be debug, info, warn or error");
+    }
+    o.log_level = value;
+  } else if (key == "config") {
+    need_value();
+    ApplyConfigFile(o, value);
+  } else if (key == "allow_other") {
+    o.allow_other = has_value ? NeedBool(key, value) : true;
+  } else if (key == "default_permissions") {
+    o.default_permissions = has_value ? NeedBool(key, value) : true;
+  } else if (key == "ro") {
+    NoValue(key, has_value);
+    o.read_only = true;
+  } else if (key == "fsname") {
+    need_value();
+    o.fsname = value;
+  } else if (key == "debug_backend_latency_ms") {
+    need_value();
+    o.debug_backend_latency_ms = NeedCount(key, value, 0, 60000);
+  } else if (key == "debug_cache_fail_reads") {
+    o.debug_cache_fail_reads = has_value ? NeedBool(key, value) : true;
+  } else if (key == "rw") {
+    o.read_only = false;
+  } else if (IsGenericMountOption(key)) {
+    // passed by mount(8)/fstab; nothing to do
+  } else {
+    throw OptionError("unknown option '" + key + "' (see cachefuse --help)");
+  }
+}
+
+void ApplyOptionList(MountOptions& o, const std::string& list) {
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t comma = list.find(',', start);
+    if (comma == std::string::npos) comma = list.size();
+    ApplyOption(o, list.substr(start, comma - start));
+    start = comma + 1;
+  }
+}
+
+void ApplyConfigFile(MountOptions& o, const std::string& path) {
+  if (!o.config_file.empty()) throw OptionError("config file " + path + ": only one config= may be given");
+  o.config_file = path;
+  std::ifstream probe(path);
+  if (!probe) throw OptionError("config file " + path + ": cannot be read");
+  toml::table table;
+  try {
+    table = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    throw OptionError("config file " + path + ":" + std::to_string(e.source().begin.line) + ": " +
+                      std::string(e.description()));
+  }
+  for (const auto& [k, node] : table) {
+    std::string key(k.str());
+    std::string line = std::to_string(node.source().begin.line);
+    std::string value;
+    if (key == "config") throw OptionError("config file " + path + ":" + line + ": config files do not nest");
+    if (auto s = node.value<std::string>()) {
+      value = *s;
+    } else if (auto b = node.as_boolean()) {
+      value = b->get() ? "true" : "false";
+    } else if (auto i = node.as_integer()) {
+      value = std::to_string(i->get());
+    } else if (auto f = node.as_floating_point()) {
+      value = std::to_string(f->get());
+    } else {
+      throw OptionError("config file " + path + ":" + line + ": " + key + " must be a string, number or boolean");
+    }
+    // Flags given as `ro = false` are simply left off.
+    if ((key == "ro") && value == "false") continue;
+    if (key == "ro") {
+      ApplyOption(o, key);
+      continue;
+    }
+    try {
+      ApplyOption(o, key + "=" + value);
+    } catch (const OptionError& e) {
+      throw OptionError("config file " + path + ":" + line + ": " + e.what());
+    }
+  }
+}
+
+cache::CacheOptions MountOptions::ToCacheOptions() const {
+  cache::CacheOptions c;
+  c.dir = cache_dir.empty() ? DefaultCacheDir() : cache_dir;
+  c.granule = granule;
+  c.engine = io_engine;
+  c.max_inflight = std::max<uint64_t>(max_inflight, granule * 16);
+  c.cache_error_limit = cache_error_limit;
+  c.debug_fail_cache_reads = debug_cache_fail_reads;
+  return c;
+}
+
+cache::ReadHelperOptions MountOptions::ToReadHelperOptions() const {
+  cache::ReadHelperOptions r;
+  r.readahead = readahead;
+  r.max_backend_inflight = max_backend_inflight;
+  return r;
+}
+
+std::string MountOptions::FuseMountOptions() const {
+  auto escape = [](const std::string& s) {
+    std::string out;
+    for (char c : s) {
+      if (c == ',' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    return out;
+  };
+  std::string o = "fsname=" + escape(fsname.empty() ? source : fsname) + ",subtype=cachefuse";
+  if (allow_other) o += ",allow_other";
+  if (default_permissions || allow_other) o += ",default_permissions";
+  if (read_only) o += ",ro";
+  return o;
+}
+
+}  // namespace cachefuse::daemon

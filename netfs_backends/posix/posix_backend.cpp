@@ -1,0 +1,348 @@
+// PosixBackend: every call is one *at() syscall relative to the source's root fd.
+#include "netfs_backends/posix/posix_backend.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace cachefuse::netfs {
+namespace {
+
+#define CHECK_PATH(p)                                                              \
+  do {                                                                             \
+    if (!IsCleanRelativePath(p)) return Status::Invalid("bad path '" + (p) + "'"); \
+  } while (0)
+
+void PutLe64(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+}
+
+int64_t Nanos(const struct timespec& ts) {
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
+}
+
+std::string ProcPath(int fd) {
+  return "/proc/self/fd/" + std::to_string(fd);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PosixBackend>> PosixBackend::Open(const std::string& root) {
+  UniqueFd fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) {
+    int err = errno;
+    if (err == ENOTDIR) return Status::FromErrno(err, "source '" + root + "' is not a directory");
+    return Status::FromErrno(err, "cannot open source '" + root + "'");
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return ErrnoStatus("stat of source '" + root + "'");
+  struct statvfs vfs {};
+  bool read_only = ::fstatvfs(fd.get(), &vfs) == 0 && (vfs.f_flag & ST_RDONLY);
+  Capabilities caps;
+  caps.writable = !read_only;
+  caps.hard_links = true;
+  caps.symlinks = true;
+  caps.xattrs = true;
+  caps.rename_noreplace = true;  // the source filesystem answers EINVAL if it cannot
+  caps.rename_exchange = true;
+  caps.special_files = true;
+  caps.max_name = vfs.f_namemax ? static_cast<uint32_t>(vfs.f_namemax) : 255;
+  char real[PATH_MAX];
+  std::string canonical = ::realpath(root.c_str(), real) ? real : root;
+  return std::unique_ptr<PosixBackend>(new PosixBackend(canonical, std::move(fd), st.st_dev, caps));
+}
+
+Attr PosixBackend::MakeAttr(const struct stat& st) const {
+  Attr a;
+  a.st = st;
+  // Coherency: mtime, ctime, size and inode. ctime catches an mtime put back
+  // by `touch -d`/`cp -p`; the inode catches a file replaced by rename.
+  a.coherency.bytes.reserve(32);
+  PutLe64(a.coherency.bytes, static_cast<uint64_t>(Nanos(st.st_mtim)));
+  PutLe64(a.coherency.bytes, static_cast<uint64_t>(Nanos(st.st_ctim)));
+  PutLe64(a.coherency.bytes, static_cast<uint64_t>(st.st_size));
+  PutLe64(a.coherency.bytes, static_cast<uint64_t>(st.st_ino));
+  // Identity: the inode number, plus the device only below a nested mount.
+  // Anonymous device numbers (NFS, FUSE) change when the source is remounted;
+  // leaving them out keeps the cache across remounts of the source.
+  if (st.st_dev == root_dev_) {
+    a.identity = "i" + std::to_string(st.st_ino);
+  } else {
+    a.identity = "d" + std::to_string(st.st_dev) + ":i" + std::to_string(st.st_ino);
+  }
+  return a;
+}
+
+Result<Attr> PosixBackend::StatAt(const std::string& path) const {
+  struct stat st {};
+  if (::fstatat(root_fd_.get(), AtName(path), &st, AT_SYMLINK_NOFOLLOW) != 0) return ErrnoStatus("stat " + path);
+  return MakeAttr(st);
+}
+
+Result<Attr> PosixBackend::stat(const std::string& path) {
+  CHECK_PATH(path);
+  return StatAt(path);
+}
+
+Result<std::vector<DirEntry>> PosixBackend::list(const std::string& dir) {
+  CHECK_PATH(dir);
+  int fd = ::openat(root_fd_.get(), AtName(dir), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("opendir " + dir);
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    ::close(fd);
+    return ErrnoStatus("fdopendir " + dir);
+  }
+  std::vector<DirEntry> out;
+  errno = 0;
+  while (struct dirent* de = ::readdir(d)) {
+    if (std::strcmp(de->d_name, ".") == 0 || std::strcmp(de->d_name, "..") == 0) continue;
+    struct stat st {};
+    if (::fstatat(::dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // raced with unlink
+    out.push_back(DirEntry{de->d_name, MakeAttr(st)});
+    errno = 0;
+  }
+  int err = errno;
+  ::closedir(d);
+  if (err != 0) return Status::FromErrno(err, "readdir " + dir);
+  return out;
+}
+
+Result<Handle> PosixBackend::open(const std::string& path, int flags) {
+  CHECK_PATH(path);
+  // O_APPEND is dropped: the kernel sends each write with its offset, and the
+  // cache must know where the bytes landed.
+  struct open_how how {};
+  how.flags = static_cast<uint64_t>((flags & ~(O_APPEND | O_CREAT | O_EXCL | O_DIRECT)) | O_NOFOLLOW | O_CLOEXEC);
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  long fd = ::syscall(SYS_openat2, root_fd_.get(), AtName(path), &how, sizeof how);
+  if (fd < 0) return ErrnoStatus("open " + path);
+  return static_cast<Handle>(fd);
+}
+
+Result<Handle> PosixBackend::create(const std::string& path, int flags, mode_t mode) {
+  CHECK_PATH(path);
+  if (path.empty()) return Status::FromErrno(EEXIST, "create of the root");
+  int fd =
+      ::openat(root_fd_.get(), path.c_str(), (flags & ~(O_APPEND | O_DIRECT)) | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
+  if (fd < 0) return ErrnoStatus("create " + path);
+  return static_cast<Handle>(fd);
+}
+
+void PosixBackend::close(Handle h) {
+  ::close(static_cast<int>(h));
+}
+
+Result<Attr> PosixBackend::fstat(Handle h) {
+  struct stat st {};
+  if (::fstat(static_cast<int>(h), &st) != 0) return ErrnoStatus("fstat");
+  return MakeAttr(st);
+}
+
+Result<size_t> PosixBackend::read_range(Handle h, uint64_t offset, std::span<const struct iovec> bufs) {
+  for (;;) {
+    ssize_t n = ::preadv(static_cast<int>(h), bufs.data(), static_cast<int>(bufs.size()), static_cast<off_t>(offset));
+    if (n >= 0) return static_cast<size_t>(n);
+    if (errno != EINTR) return ErrnoStatus("read");
+  }
+}
+
+Result<size_t> PosixBackend::write(Handle h, uint64_t offset, std::span<const char> data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n =
+        ::pwrite(static_cast<int>(h), data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (done > 0) break;
+      return ErrnoStatus("write");
+    }
+    done += static_cast<size_t>(n);
+  }
+  return done;
+}
+
+Status PosixBackend::fsync(Handle h, bool datasync) {
+  int rc = datasync ? ::fdatasync(static_cast<int>(h)) : ::fsync(static_cast<int>(h));
+  return rc == 0 ? Status::Ok() : ErrnoStatus("fsync");
+}
+
+Result<Attr> PosixBackend::setattr(const std::string& path, const SetAttr& c, std::optional<Handle> h) {
+  CHECK_PATH(path);
+  const int dfd = root_fd_.get();
+  const char* name = AtName(path);
+  const int fd = h ? static_cast<int>(*h) : -1;
+  if (c.mode) {
+    int rc = fd >= 0 ? ::fchmod(fd, *c.mode) : ::fchmodat(dfd, name, *c.mode, 0);
+    if (rc != 0) return ErrnoStatus("chmod " + path);
+  }
+  if (c.uid || c.gid) {
+    uid_t uid = c.uid ? *c.uid : static_cast<uid_t>(-1);
+    gid_t gid = c.gid ? *c.gid : static_cast<gid_t>(-1);
+    int rc = fd >= 0 ? ::fchown(fd, uid, gid) : ::fchownat(dfd, name, uid, gid, AT_SYMLINK_NOFOLLOW);
+    if (rc != 0) return ErrnoStatus("chown " + path);
+  }
+  if (c.size) {
+    int rc;
+    if (fd >= 0) {
+      rc = ::ftruncate(fd, static_cast<off_t>(*c.size));
+    } else {
+      UniqueFd tfd(::openat(dfd, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC));
+      rc = tfd.valid() ? ::ftruncate(tfd.get(), static_cast<off_t>(*c.size)) : -1;
+    }
+    if (rc != 0) return ErrnoStatus("truncate " + path);
+  }
+  if (c.atime || c.mtime) {
+    struct timespec times[2];
+    times[0] = c.atime ? *c.atime : timespec{0, UTIME_OMIT};
+    times[1] = c.mtime ? *c.mtime : timespec{0, UTIME_OMIT};
+    int rc = fd >= 0 ? ::futimens(fd, times) : ::utimensat(dfd, name, times, AT_SYMLINK_NOFOLLOW);
+    if (rc != 0) return ErrnoStatus("utimens " + path);
+  }
+  if (fd >= 0) return fstat(*h);
+  return StatAt(path);
+}
+
+Result<Attr> PosixBackend::mkdir(const std::string& path, mode_t mode) {
+  CHECK_PATH(path);
+  if (::mkdirat(root_fd_.get(), AtName(path), mode) != 0) return ErrnoStatus("mkdir " + path);
+  return StatAt(path);
+}
+
+Result<Attr> PosixBackend::mknod(const std::string& path, mode_t mode, dev_t rdev) {
+  CHECK_PATH(path);
+  if (::mknodat(root_fd_.get(), AtName(path), mode, rdev) != 0) return ErrnoStatus("mknod " + path);
+  return StatAt(path);
+}
+
+Result<Attr> PosixBackend::symlink(const std::string& target, const std::string& path) {
+  CHECK_PATH(path);
+  if (::symlinkat(target.c_str(), root_fd_.get(), AtName(path)) != 0) return ErrnoStatus("symlink " + path);
+  return StatAt(path);
+}
+
+Result<std::string> PosixBackend::readlink(const std::string& path) {
+  CHECK_PATH(path);
+  std::string buf(PATH_MAX, '\0');
+  ssize_t n = ::readlinkat(root_fd_.get(), AtName(path), buf.data(), buf.size());
+  if (n < 0) return ErrnoStatus("readlink " + path);
+  buf.resize(static_cast<size_t>(n));
+  return buf;
+}
+
+Status PosixBackend::unlink(const std::string& path) {
+  CHECK_PATH(path);
+  return ::unlinkat(root_fd_.get(), AtName(path), 0) == 0 ? Status::Ok() : ErrnoStatus("unlink " + path);
+}
+
+Status PosixBackend::rmdir(const std::string& path) {
+  CHECK_PATH(path);
+  return ::unlinkat(root_fd_.get(), AtName(path), AT_REMOVEDIR) == 0 ? Status::Ok() : ErrnoStatus("rmdir " + path);
+}
+
+Status PosixBackend::rename(const std::string& from, const std::string& to, unsigned flags) {
+  CHECK_PATH(from);
+  CHECK_PATH(to);
+  if (::renameat2(root_fd_.get(), AtName(from), root_fd_.get(), AtName(to), flags) != 0) {
+    return ErrnoStatus("rename " + from + " -> " + to);
+  }
+  return Status::Ok();
+}
+
+Result<Attr> PosixBackend::link(const std::string& existing, const std::string& newpath) {
+  CHECK_PATH(existing);
+  CHECK_PATH(newpath);
+  if (::linkat(root_fd_.get(), AtName(existing), root_fd_.get(), AtName(newpath), 0) != 0) {
+    return ErrnoStatus("link " + existing + " -> " + newpath);
+  }
+  return StatAt(newpath);
+}
+
+Result<struct statvfs> PosixBackend::statfs(const std::string& path) {
+  CHECK_PATH(path);
+  struct statvfs s {};
+  if (::fstatvfs(root_fd_.get(), &s) != 0) return ErrnoStatus("statfs");
+  return s;
+}
+
+Status PosixBackend::access(const std::string& path, int mask) {
+  CHECK_PATH(path);
+  return ::faccessat(root_fd_.get(), AtName(path), mask, 0) == 0 ? Status::Ok() : ErrnoStatus("access " + path);
+}
+
+Result<UniqueFd> PosixBackend::OpenPath(const std::string& path) const {
+  UniqueFd fd(::openat(root_fd_.get(), AtName(path), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus("open " + path);
+  return fd;
+}
+
+Result<std::string> PosixBackend::getxattr(const std::string& path, const std::string& name) {
+  CHECK_PATH(path);
+  auto fd = OpenPath(path);
+  if (!fd.ok()) return fd.status();
+  std::string proc = ProcPath(fd->get());
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    ssize_t n = ::getxattr(proc.c_str(), name.c_str(), nullptr, 0);
+    if (n < 0) return ErrnoStatus("getxattr " + path);
+    std::string value(static_cast<size_t>(n), '\0');
+    ssize_t m = ::getxattr(proc.c_str(), name.c_str(), value.data(), value.size());
+    if (m >= 0) {
+      value.resize(static_cast<size_t>(m));
+      return value;
+    }
+    if (errno != ERANGE) return ErrnoStatus("getxattr " + path);
+  }
+  return Status::FromErrno(ERANGE, "getxattr " + path);
+}
+
+Result<std::vector<std::string>> PosixBackend::listxattr(const std::string& path) {
+  CHECK_PATH(path);
+  auto fd = OpenPath(path);
+  if (!fd.ok()) return fd.status();
+  std::string proc = ProcPath(fd->get());
+  std::string buf;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    ssize_t n = ::listxattr(proc.c_str(), nullptr, 0);
+    if (n < 0) return ErrnoStatus("listxattr " + path);
+    buf.assign(static_cast<size_t>(n), '\0');
+    ssize_t m = ::listxattr(proc.c_str(), buf.data(), buf.size());
+    if (m >= 0) {
+      buf.resize(static_cast<size_t>(m));
+      std::vector<std::string> names;
+      for (size_t pos = 0; pos < buf.size();) {
+        size_t end = buf.find('\0', pos);
+        if (end == std::string::npos) end = buf.size();
+        if (end > pos) names.emplace_back(buf.substr(pos, end - pos));
+        pos = end + 1;
+      }
+      return names;
+    }
+    if (errno != ERANGE) return ErrnoStatus("listxattr " + path);
+  }
+  return Status::FromErrno(ERANGE, "listxattr " + path);
+}
+
+Status PosixBackend::setxattr(const std::string& path, const std::string& name, const std::string& value, int flags) {
+  CHECK_PATH(path);
+  auto fd = OpenPath(path);
+  if (!fd.ok()) return fd.status();
+  if (::setxattr(ProcPath(fd->get()).c_str(), name.c_str(), value.data(), value.size(), flags) != 0) {
+    return ErrnoStatus("setxattr " + path);
+  }
+  return Status::Ok();
+}
+
+Status PosixBackend::removexattr(const std::string& path, const std::string& name) {
+  CHECK_PATH(path);
+  auto fd = OpenPath(path);
+  if (!fd.ok()) return fd.status();
+  if (::removexattr(ProcPath(fd->get()).c_str(), name.c_str()) != 0) return ErrnoStatus("removexattr " + path);
+  return Status::Ok();
+}
+
+}  // namespace cachefuse::netfs
