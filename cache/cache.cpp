@@ -3,9 +3,11 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -137,9 +139,16 @@ Status Cache::Init() {
       stx.stx_dio_offset_align > 0) {
     dio_align_ = std::max(stx.stx_dio_offset_align, stx.stx_dio_mem_align);
   }
-  // Does O_DIRECT work here (not on tmpfs)?
+  // Does O_DIRECT work here, and is it worth it? On a memory filesystem (tmpfs,
+  // ramfs) the data lives in the page cache anyway: newer kernels accept O_DIRECT
+  // there, but it saves nothing, so such a cache runs the sync engine.
   bool direct_ok = false;
-  {
+  struct statfs sfs {};
+  const bool in_memory =
+      ::fstatfs(dir_fd_.get(), &sfs) == 0 && (sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC);
+  if (in_memory) {
+    engine_reason_ = "the cache filesystem is in memory (tmpfs): O_DIRECT buys nothing there";
+  } else {
     UniqueFd probe(::openat(dir_fd_.get(), ".", O_TMPFILE | O_RDWR | O_DIRECT | O_CLOEXEC, 0600));
     direct_ok = probe.valid();
     if (!probe.valid() && errno != EINVAL) {
@@ -158,6 +167,7 @@ Status Cache::Init() {
     engine_ = std::make_unique<FaultEngine>(std::move(engine_), f);
     engine_reason_ += "; debug_cache_fail_reads: every cache read fails";
   }
+  if (options_.wrap_engine) engine_ = options_.wrap_engine(std::move(engine_));
   stats_.io_engine = engine_->name();
   size_t count = std::max<uint64_t>(16, options_.max_inflight / options_.granule);
   pool_ = std::make_unique<BufferPool>(options_.granule, count, count / 4);
@@ -217,9 +227,9 @@ void Cache::Close() {
   }
   if (flusher_.joinable()) flusher_.join();
   if (engine_) {
-    FlushAll(true);
+    if (options_.persist_on_close) FlushAll(true);
     engine_->Shutdown();
-    FlushAll(true);
+    if (options_.persist_on_close) FlushAll(true);
   }
   std::lock_guard lk(objects_mu_);
   if (!objects_.empty()) spdlog::debug("cache close: {} objects still busy", objects_.size());

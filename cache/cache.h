@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -38,6 +39,9 @@ struct CacheOptions {
   std::chrono::milliseconds flush_interval{1000};  // lazy map/aux persistence
   std::chrono::milliseconds idle_close{2000};      // close backing files unused this long
   bool debug_fail_cache_reads = false;             // tests: every cache read fails with EIO
+  bool persist_on_close = true;                    // tests: false simulates a crash at Close
+  // tests: wraps the engine (e.g. in a FaultEngine) before the cache uses it.
+  std::function<std::unique_ptr<IoEngine>(std::unique_ptr<IoEngine>)> wrap_engine;
 };
 
 class Cache {

@@ -473,10 +473,13 @@ bool CacheObject::Flush(bool closing, std::chrono::steady_clock::time_point now)
   const int fd = fd_.get();
   lk.unlock();
 
-  if (!syncing.empty() && ::fdatasync(fd) != 0) {
-    lk.lock();
-    WithdrawLocked(std::string("fdatasync failed: ") + std::strerror(errno));
-    return false;
+  if (!syncing.empty()) {
+    int rc = cache_->engine().FdatasyncSync(fd);
+    if (rc < 0) {
+      lk.lock();
+      WithdrawLocked(std::string("fdatasync failed: ") + std::strerror(-rc));
+      return false;
+    }
   }
 
   lk.lock();
@@ -499,7 +502,7 @@ bool CacheObject::Flush(bool closing, std::chrono::steady_clock::time_point now)
     }
   }
   if (ok && !(aux == aux_on_disk_)) {
-    if (aux_on_disk_.dirty() && !aux.dirty() && ::fdatasync(fd) != 0) ok = false;
+    if (aux_on_disk_.dirty() && !aux.dirty() && cache_->engine().FdatasyncSync(fd) < 0) ok = false;
     if (ok && WriteAux(fd, aux)) {
       lk.lock();
       aux_on_disk_ = aux;

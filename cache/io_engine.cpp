@@ -46,7 +46,7 @@ Result<std::unique_ptr<IoEngine>> MakeEngine(EngineChoice choice, bool direct_ok
     if (choice == EngineChoice::kUring) {
       return Status::NotSupported("io_engine=uring needs O_DIRECT, which the cache filesystem does not support");
     }
-    *why = "the cache filesystem does not support O_DIRECT (tmpfs?)";
+    if (why->empty()) *why = "the cache filesystem does not support O_DIRECT";
     return std::unique_ptr<IoEngine>(std::make_unique<SyncEngine>(stats, false));
   }
   auto uring = UringEngine::Create(stats);

@@ -125,7 +125,8 @@ int RunDaemon(const MountOptions& mo, int ready_fd) {
   }
   auto cache = cache::Cache::Open(mo.ToCacheOptions());
   if (!cache.ok()) return report.Fail(cache.status().ToString());
-  spdlog::info("cache {}: io engine {} ({})", (*cache)->dir(), (*cache)->engine().name(), (*cache)->engine_reason());
+  const std::string engine_line =
+      "cache " + (*cache)->dir() + ": io engine " + (*cache)->engine().name() + " (" + (*cache)->engine_reason() + ")";
   auto volume = (*cache)->AcquireVolume(source->describe());
   if (!volume.ok()) return report.Fail(volume.status().ToString());
   auto fs = std::make_unique<Filesystem>(mo, std::move(source), std::move(cache.value()), std::move(volume.value()));
@@ -164,13 +165,14 @@ int RunDaemon(const MountOptions& mo, int ready_fd) {
       return;
     }
     RaiseKernelReadahead(mo, st.st_dev);
-    spdlog::info("mounted {} on {}", mo.source, mo.mountpoint);
     ::sd_notify(0, "READY=1");
     report.Ready();
     if (!mo.foreground) {
       DetachStdio();
       SwitchToSyslog(mo);
     }
+    spdlog::info("mounted {} on {}", mo.source, mo.mountpoint);
+    spdlog::info("{}", engine_line);
   });
 
   struct fuse_loop_config* cfg = fuse_loop_cfg_create();

@@ -10,8 +10,8 @@ PACKAGES=(
   libtomlplusplus-dev libsystemd-dev
   libcurl4-openssl-dev libnfs-dev libsmbclient-dev
   # tests: real servers on loopback and the tools that talk to them
-  attr curl nginx-light nfs-ganesha nfs-ganesha-vfs libnfs-utils samba smbclient
-  e2fsprogs util-linux procps psmisc systemd
+  python3 python3-pytest attr curl nginx-light nfs-ganesha nfs-ganesha-vfs libnfs-utils samba smbclient
+  e2fsprogs util-linux procps psmisc systemd kmod bc
   # benchmarks: the workload and the peers
   fio rclone mergerfs httpdirfs time
 )
