@@ -118,6 +118,9 @@ void ReadHelper::PlanReadahead(StreamState* stream, uint64_t off, uint64_t end, 
     stream->next_off = end;
     return;
   }
+  // One read at the start of a file is not yet a stream: read ahead from the
+  // second sequential read on.
+  if (stream->seq < 2) return;
   const uint64_t ra_granules = std::max<uint64_t>(1, window / granule_);
   const uint64_t g_end = (end + granule_ - 1) / granule_;
   uint64_t from = std::max(stream->ra_next, g_end);
@@ -132,12 +135,16 @@ void ReadHelper::PlanReadahead(StreamState* stream, uint64_t off, uint64_t end, 
 
 Status ReadHelper::Read(Cookie& cookie, const netfs::OpenFileRef& file, StreamState* stream, uint64_t off, size_t len,
                         ReadReply* out) {
+  return Read(cookie.object(), file, stream, off, len, out);
+}
+
+Status ReadHelper::Read(const std::shared_ptr<CacheObject>& obj, const netfs::OpenFileRef& file, StreamState* stream,
+                        uint64_t off, size_t len, ReadReply* out) {
   Stats& stats = cache_->stats();
   BufferPool& pool = cache_->pool();
   stats.read_requests++;
   out->Release();
   out->helper_ = this;
-  std::shared_ptr<CacheObject> obj = cookie.object();
   out->obj_ = obj;
   const uint64_t G = granule_;
 

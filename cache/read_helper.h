@@ -128,6 +128,11 @@ class ReadHelper {
   // failures never surface: the bytes are then fetched from the backend.
   Status Read(Cookie& cookie, const netfs::OpenFileRef& file, StreamState* stream, uint64_t off, size_t len,
               ReadReply* out);
+  // The same, on a given generation of the file's data: an open file reads the
+  // generation it was opened with, so bytes it fetches through its own backend
+  // handle never land in a newer generation.
+  Status Read(const std::shared_ptr<CacheObject>& obj, const netfs::OpenFileRef& file, StreamState* stream,
+              uint64_t off, size_t len, ReadReply* out);
 
   // Returns a slot to the pool if nothing holds it any more. Needs owner->mu().
   void MaybeFreeLocked(Slot* s);

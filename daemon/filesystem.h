@@ -37,6 +37,7 @@ struct Caller {
 struct FileHandle {
   InodeRef inode;
   netfs::OpenFileRef file;
+  std::shared_ptr<cache::CacheObject> generation;  // the cache data this open reads (see ReadHelper::Read)
   cache::StreamState stream;
   bool writable = false;
   std::atomic<bool> wrote{false};

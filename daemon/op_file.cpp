@@ -35,6 +35,7 @@ Result<FileHandle*> Filesystem::Open(fuse_ino_t ino, int flags, bool* keep_cache
     inode->cookie->Use(writing);
   }
   auto* fh = new FileHandle;
+  if (inode->cookie) fh->generation = inode->cookie->object();
   fh->inode = std::move(inode);
   fh->file = std::move(file);
   fh->writable = writing;
@@ -58,6 +59,7 @@ Result<std::pair<Entry, FileHandle*>> Filesystem::Create(fuse_ino_t parent, cons
   InodeRef inode = inodes_.Get(entry->param.ino);
   if (inode && inode->cookie) inode->cookie->Use(true);
   auto* fh = new FileHandle;
+  if (inode && inode->cookie) fh->generation = inode->cookie->object();
   fh->inode = std::move(inode);
   fh->file = std::move(file);
   fh->writable = true;
@@ -65,8 +67,8 @@ Result<std::pair<Entry, FileHandle*>> Filesystem::Create(fuse_ino_t parent, cons
 }
 
 Status Filesystem::Read(FileHandle* fh, uint64_t off, size_t size, cache::ReadReply* out) {
-  if (!fh->inode || !fh->inode->cookie) return Status::FromErrno(EINVAL, "read of a file without a cookie");
-  return read_helper_->Read(*fh->inode->cookie, fh->file, &fh->stream, off, size, out);
+  if (!fh->generation) return Status::FromErrno(EINVAL, "read of a file without a cookie");
+  return read_helper_->Read(fh->generation, fh->file, &fh->stream, off, size, out);
 }
 
 Result<size_t> Filesystem::Write(FileHandle* fh, uint64_t off, const char* data, size_t size) {
