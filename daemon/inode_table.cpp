@@ -116,7 +116,9 @@ Result<std::string> InodeTable::PathLocked(fuse_ino_t ino) const {
   for (int depth = 0; ino != FUSE_ROOT_ID; ++depth) {
     auto it = inodes_.find(ino);
     if (it == inodes_.end() || depth > 4096) return Status::FromErrno(ESTALE, "inode gone");
-    if (it->second->names.empty()) return Status::FromErrno(ENOENT, "file has no name any more");
+    // No name left (replaced or removed on the source): ESTALE makes the kernel
+    // look the path up again (LOOKUP_REVAL) and find the truth.
+    if (it->second->names.empty()) return Status::FromErrno(ESTALE, "file has no name any more");
     const auto& [parent, name] = it->second->names.front();
     parts.push_back(&name);
     ino = parent;

@@ -21,10 +21,16 @@ Result<FileHandle*> Filesystem::Open(fuse_ino_t ino, int flags, bool* keep_cache
   auto file = std::make_shared<netfs::OpenFile>(backend_.get(), *h);
   *keep_cache = false;
   if (inode->cookie) {
-    // Close-to-open: the source's token at open decides whether the cached
-    // data (ours and the kernel's page cache) is still the file's data.
     auto attr = backend_->fstat(*h);
     if (!attr.ok()) return attr.status();
+    if (attr->identity != inode->identity) {
+      // The name now leads to another file (replaced by rename on the source).
+      // ESTALE makes the kernel look the name up again (LOOKUP_REVAL) and open
+      // the new file's inode, so the old inode's page cache never mixes versions.
+      return Status::FromErrno(ESTALE, "file replaced on the source");
+    }
+    // Close-to-open: the source's token at open decides whether the cached
+    // data (ours and the kernel's page cache) is still the file's data.
     const bool coherent = inode->cookie->coherent_with(attr->coherency.bytes) &&
                           inode->cookie->size() == static_cast<uint64_t>(attr->st.st_size);
     if (!coherent) {
