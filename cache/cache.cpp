@@ -12,6 +12,7 @@
 
 #include <cstring>
 #include <sstream>
+#include <vector>
 
 #include "cache/cache_object.h"
 #include "cache/fault_engine.h"
@@ -84,6 +85,26 @@ bool DirHasEntriesBesides(int dirfd, std::initializer_list<const char*> allowed)
   }
   ::closedir(d);
   return other;
+}
+
+// Removes dirfd/name, a whole directory tree included: the graveyard takes
+// whatever was found at an object's name.
+void RemoveTree(int dirfd, const char* name) {
+  if (::unlinkat(dirfd, name, 0) == 0 || errno != EISDIR) return;
+  int fd = ::openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd >= 0) {
+    if (DIR* d = ::fdopendir(fd)) {
+      std::vector<std::string> names;
+      while (struct dirent* de = ::readdir(d)) {
+        if (std::strcmp(de->d_name, ".") != 0 && std::strcmp(de->d_name, "..") != 0) names.emplace_back(de->d_name);
+      }
+      for (const auto& n : names) RemoveTree(::dirfd(d), n.c_str());
+      ::closedir(d);
+    } else {
+      ::close(fd);
+    }
+  }
+  ::unlinkat(dirfd, name, AT_REMOVEDIR);
 }
 
 }  // namespace
@@ -172,6 +193,10 @@ Status Cache::Init() {
   size_t count = std::max<uint64_t>(16, options_.max_inflight / options_.granule);
   pool_ = std::make_unique<BufferPool>(options_.granule, count, count / 4);
   engine_->RegisterBuffers(pool_->Iovecs());
+  culler_ = std::make_unique<Culler>(this, dir_fd_.get(), volumes_fd_.get(), options_.limits);
+  st = culler_->Load();
+  if (!st.ok()) return st;
+  culler_->Start();
   flusher_ = std::thread([this] { FlusherLoop(); });
   return Status::Ok();
 }
@@ -231,6 +256,7 @@ void Cache::Close() {
     engine_->Shutdown();
     if (options_.persist_on_close) FlushAll(true);
   }
+  if (culler_) culler_->Stop(options_.persist_on_close);
   std::lock_guard lk(objects_mu_);
   if (!objects_.empty()) spdlog::debug("cache close: {} objects still busy", objects_.size());
 }
@@ -254,7 +280,8 @@ Result<std::shared_ptr<Volume>> Cache::AcquireVolume(const std::string& key) {
     Status st = WriteFileAtomic(vfd.get(), "VOLUME", key + "\n");
     if (!st.ok()) return st;
   }
-  auto vol = std::make_shared<Volume>(this, key, std::move(vfd));
+  auto vol = std::make_shared<Volume>(this, key, name, std::move(vfd));
+  culler_->AddVolume(name);
   volumes_[key] = vol;
   return vol;
 }
@@ -286,6 +313,7 @@ void Cache::Bury(int dirfd, const std::string& name, const std::string& why) {
 void Cache::Register(const std::shared_ptr<CacheObject>& obj) {
   std::lock_guard lk(objects_mu_);
   objects_[obj.get()] = obj;
+  by_id_[obj->id()] = obj;
 }
 
 void Cache::Unregister(CacheObject* obj) {
@@ -302,7 +330,18 @@ void Cache::Kick() {
 Status Cache::CullNow() {
   FlushAll(false);
   ReapGraveyard();
-  return Status::Ok();
+  return culler_->CullNow();
+}
+
+int Cache::TryCullOpen(const std::string& id, uint64_t* freed) {
+  std::shared_ptr<CacheObject> obj;
+  {
+    std::lock_guard lk(objects_mu_);
+    auto it = by_id_.find(id);
+    if (it != by_id_.end()) obj = it->second.lock();
+  }
+  if (!obj) return -1;
+  return obj->TryCull(freed);
 }
 
 void Cache::FlushAll(bool closing) {
@@ -317,6 +356,8 @@ void Cache::FlushAll(bool closing) {
     if (o->Flush(closing, now)) {
       std::lock_guard lk(objects_mu_);
       objects_.erase(o.get());
+      auto it = by_id_.find(o->id());
+      if (it != by_id_.end() && it->second.lock() == o) by_id_.erase(it);
     }
   }
 }
@@ -334,7 +375,7 @@ void Cache::ReapGraveyard() {
     if (std::strcmp(de->d_name, ".") != 0 && std::strcmp(de->d_name, "..") != 0) names.emplace_back(de->d_name);
   }
   ::closedir(d);
-  for (const auto& n : names) ::unlinkat(graveyard_fd_.get(), n.c_str(), 0);
+  for (const auto& n : names) RemoveTree(graveyard_fd_.get(), n.c_str());
 }
 
 void Cache::FlusherLoop() {

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "cache/buffer_pool.h"
+#include "cache/culler.h"
 #include "cache/io_engine.h"
 #include "cache/stats.h"
 #include "common/status.h"
@@ -39,6 +40,7 @@ struct CacheOptions {
   std::chrono::milliseconds flush_interval{1000};  // lazy map/aux persistence
   std::chrono::milliseconds idle_close{2000};      // close backing files unused this long
   bool debug_fail_cache_reads = false;             // tests: every cache read fails with EIO
+  CullLimits limits;                               // cache_size and free-space thresholds
   bool persist_on_close = true;                    // tests: false simulates a crash at Close
   // tests: wraps the engine (e.g. in a FaultEngine) before the cache uses it.
   std::function<std::unique_ptr<IoEngine>(std::unique_ptr<IoEngine>)> wrap_engine;
@@ -89,6 +91,10 @@ class Cache {
   void Kick();
   // Runs a culling pass now (cachefusectl cull).
   Status CullNow();
+  Culler& culler() { return *culler_; }
+  // Culls an object this daemon has open, if nobody uses it: 1 culled (bytes
+  // freed in *freed), 0 in use, -1 not open here.
+  int TryCullOpen(const std::string& id, uint64_t* freed);
 
  private:
   explicit Cache(CacheOptions options) : options_(std::move(options)) {}
@@ -109,6 +115,7 @@ class Cache {
   std::string engine_reason_;
   std::unique_ptr<BufferPool> pool_;  // declared before engine_: the engine must stop first
   std::unique_ptr<IoEngine> engine_;
+  std::unique_ptr<Culler> culler_;
 
   std::mutex volumes_mu_;
   std::map<std::string, std::shared_ptr<Volume>> volumes_;  // guarded by volumes_mu_
@@ -116,6 +123,7 @@ class Cache {
   std::mutex objects_mu_;
   std::condition_variable flusher_cv_;
   std::map<CacheObject*, std::shared_ptr<CacheObject>> objects_;  // guarded by objects_mu_
+  std::map<std::string, std::weak_ptr<CacheObject>> by_id_;       // guarded by objects_mu_
   bool kicked_ = false;                                           // guarded by objects_mu_
   bool closing_ = false;                                          // guarded by objects_mu_
   std::thread flusher_;

@@ -59,7 +59,12 @@ bool ReadWholeFile(int dirfd, const std::string& name, std::string* out) {
 }  // namespace
 
 CacheObject::CacheObject(Cache* cache, Volume* volume, std::string key, std::string name, AuxData aux)
-    : cache_(cache), volume_(volume), key_(std::move(key)), name_(std::move(name)), aux_(std::move(aux)) {
+    : cache_(cache),
+      volume_(volume),
+      key_(std::move(key)),
+      name_(std::move(name)),
+      id_(volume->name() + "/" + name_),
+      aux_(std::move(aux)) {
   aux_.key = key_;
   last_active_ = std::chrono::steady_clock::now();
 }
@@ -76,6 +81,7 @@ bool CacheObject::WritableLocked() const {
 
 void CacheObject::Open(bool fresh) {
   std::unique_lock lk(mu_);
+  fresh = fresh || replace_on_open_;
   if (mode_ == Mode::kAbandoned || mode_ == Mode::kUncached) return;
   if (mode_ == Mode::kOpen && !fresh) return;
   if (!cache_->readable()) {
@@ -90,6 +96,7 @@ void CacheObject::Open(bool fresh) {
   }
   bool ok = (!fresh && OpenExistingLocked(*dirfd)) || mode_ == Mode::kUncached || CreateLocked(*dirfd);
   if (!ok) mode_ = Mode::kUncached;
+  if (mode_ == Mode::kOpen) replace_on_open_ = false;
   if (mode_ == Mode::kOpen && !registered_) {
     registered_ = true;
     lk.unlock();
@@ -114,11 +121,18 @@ bool CacheObject::OpenExistingLocked(int dirfd) {
   struct flock fl {};
   fl.l_type = F_WRLCK;
   fl.l_whence = SEEK_SET;
-  if (::fcntl(fd.get(), F_OFD_SETLK, &fl) != 0) {
-    spdlog::warn("object={} why=locked-elsewhere: backing file in use by another process; file runs uncached", name_);
-    mode_ = Mode::kUncached;
-    return false;
+  int tries = 0;
+  while (::fcntl(fd.get(), F_OFD_SETLK, &fl) != 0) {
+    // The culler holds an object's lock only while it removes the file.
+    if (++tries > 20) {
+      spdlog::warn("object={} why=locked-elsewhere: backing file in use by another process; file runs uncached", name_);
+      mode_ = Mode::kUncached;
+      return false;
+    }
+    ::usleep(2000);
   }
+  struct stat after {};
+  if (::fstat(fd.get(), &after) != 0 || after.st_nlink == 0) return false;  // culled meanwhile: make a new one
   auto raw_aux = GetXattr(fd.get(), kAuxXattr);
   std::optional<AuxData> aux = raw_aux ? DecodeAux(*raw_aux) : std::nullopt;
   if (!aux) {
@@ -174,6 +188,7 @@ bool CacheObject::OpenExistingLocked(int dirfd) {
   map_on_disk_ = map;
   unsynced_.Clear();
   mode_ = Mode::kOpen;
+  cache_->culler().NoteObject(id_, DiskBytes(fd_.get()), true);
   spdlog::debug("object={} op=open why=valid granules={}", name_, map.CountGranules());
   return true;
 }
@@ -231,12 +246,14 @@ bool CacheObject::CreateLocked(int dirfd) {
   unsynced_.Clear();
   map_on_disk_.Clear();
   mode_ = Mode::kOpen;
+  cache_->culler().NoteObject(id_, DiskBytes(fd_.get()), true);
   spdlog::debug("object={} op=create", name_);
   return true;
 }
 
 void CacheObject::BuryLocked(int dirfd, const std::string& why) {
   cache_->stats().objects_discarded++;
+  cache_->culler().NoteRemoved(id_);
   cache_->Bury(dirfd, name_, why);
 }
 
@@ -244,6 +261,7 @@ void CacheObject::AddUser() {
   std::lock_guard lk(mu_);
   ++users_;
   last_active_ = std::chrono::steady_clock::now();
+  if (mode_ == Mode::kOpen) cache_->culler().Touch(id_);
 }
 
 void CacheObject::RemoveUser() {
@@ -294,6 +312,11 @@ void CacheObject::PrepareModify() {
   aux_on_disk_ = aux;
 }
 
+void CacheObject::ReplaceOnOpen() {
+  std::lock_guard lk(mu_);
+  replace_on_open_ = true;
+}
+
 void CacheObject::Abandon() {
   std::lock_guard lk(mu_);
   mode_ = Mode::kAbandoned;
@@ -311,6 +334,7 @@ void CacheObject::Retire() {
       ::unlinkat(*dirfd, name_.c_str(), 0);
       ::unlinkat(*dirfd, (name_ + ".map").c_str(), 0);
     }
+    cache_->culler().NoteRemoved(id_);
   }
   mode_ = Mode::kAbandoned;
   present_.Clear();
@@ -350,9 +374,14 @@ void CacheObject::EndIoLocked() {
 }
 
 void CacheObject::MarkWrittenLocked(uint64_t g, uint64_t fill_gen) {
-  if (mode_ != Mode::kOpen || fill_gen != mod_gen_) return;
+  if (mode_ != Mode::kOpen || fill_gen != mod_gen_ || stale_writes_.count(g) != 0) return;
   present_.Add(g, g + 1);
   unsynced_.Add(g, g + 1);
+}
+
+void CacheObject::EndStaleWriteLocked(uint64_t g) {
+  auto it = stale_writes_.find(g);
+  if (it != stale_writes_.end() && --it->second == 0) stale_writes_.erase(it);
 }
 
 void CacheObject::NoteModifiedLocked(uint64_t off, uint64_t len, uint64_t new_size) {
@@ -377,6 +406,7 @@ void CacheObject::NoteModifiedLocked(uint64_t off, uint64_t len, uint64_t new_si
   for (Slot* s = slots_; s;) {
     Slot* next = s->next;
     if ((s->granule >= drop_a && s->granule < drop_b) || s->granule >= tail) {
+      if (s->writing) ++stale_writes_[s->granule];  // its old bytes may still land
       s->stale = true;
       UnlinkSlotLocked(s);
       s->helper->MaybeFreeLocked(s);
@@ -462,6 +492,9 @@ bool CacheObject::Flush(bool closing, std::chrono::steady_clock::time_point now)
   std::unique_lock lk(mu_);
   if (mode_ != Mode::kOpen) {
     // Uncached, abandoned or closed: nothing to persist; close once I/O is done.
+    // Read-ahead kept in an abandoned generation is never read: let it go now.
+    DropIdleReadaheadLocked(mode_ == Mode::kAbandoned ? std::chrono::steady_clock::duration::zero()
+                                                      : std::chrono::seconds(5));
     if (io_inflight_ != 0 || nslots_ != 0) return false;
     fd_.reset();
     registered_ = false;
@@ -510,6 +543,9 @@ bool CacheObject::Flush(bool closing, std::chrono::steady_clock::time_point now)
     }
   }
 
+  // The exact space the object takes, now that its data is on disk.
+  if (!syncing.empty() || map_changed) cache_->culler().NoteObject(id_, DiskBytes(fd), false);
+
   lk.lock();
   bool idle = users_ == 0 && io_inflight_ == 0 && nslots_ == 0 && unsynced_.empty() && present_ == map_on_disk_ &&
               aux_ == aux_on_disk_;
@@ -522,6 +558,40 @@ bool CacheObject::Flush(bool closing, std::chrono::steady_clock::time_point now)
     return true;
   }
   return false;
+}
+
+uint64_t CacheObject::DiskBytes(int fd) const {
+  struct stat st {};
+  uint64_t bytes = ::fstat(fd, &st) == 0 ? static_cast<uint64_t>(st.st_blocks) * 512 : 0;
+  if (has_sidecar_) {
+    auto dirfd = volume_->FanoutDir(name_);
+    if (dirfd.ok() && ::fstatat(*dirfd, (name_ + ".map").c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+    }
+  }
+  return bytes;
+}
+
+int CacheObject::TryCull(uint64_t* freed) {
+  std::lock_guard plk(persist_mu_);
+  std::lock_guard lk(mu_);
+  if (mode_ != Mode::kOpen || !fd_.valid()) return -1;
+  if (users_ > 0 || io_inflight_ > 0 || nslots_ > 0) return 0;  // in use: never culled
+  *freed = DiskBytes(fd_.get());
+  auto dirfd = volume_->FanoutDir(name_);
+  if (dirfd.ok()) {
+    ::unlinkat(*dirfd, name_.c_str(), 0);
+    ::unlinkat(*dirfd, (name_ + ".map").c_str(), 0);
+  }
+  fd_.reset();
+  has_sidecar_ = false;
+  mode_ = Mode::kClosed;  // the next use starts a new, empty object
+  present_.Clear();
+  unsynced_.Clear();
+  map_on_disk_.Clear();
+  aux_on_disk_ = AuxData{};
+  spdlog::debug("object={} op=cull", name_);
+  return 1;
 }
 
 }  // namespace cachefuse::cache

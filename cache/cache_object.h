@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -50,6 +51,10 @@ class CacheObject : public std::enable_shared_from_this<CacheObject> {
   // Sets DIRTY in the aux xattr (durably) before the first change through the
   // mount of an object opened for writing. Not under mu_.
   void PrepareModify();
+  // This generation replaces whatever is at its name when it opens, even if no
+  // one uses it yet (a generation made by invalidation: the old data, possibly
+  // still open in the old generation, is never picked up again).
+  void ReplaceOnOpen();
   // Marks the generation dead: no map or aux is written from now on.
   void Abandon();
   // Removes the backing file (unlinked source file) and abandons.
@@ -78,6 +83,8 @@ class CacheObject : public std::enable_shared_from_this<CacheObject> {
   void EndIoLocked();
   // A cache write of granule g finished; marks it present if still current.
   void MarkWrittenLocked(uint64_t g, uint64_t fill_gen);
+  // A cache write of granule g that NoteModifiedLocked made stale finished.
+  void EndStaleWriteLocked(uint64_t g);
   // Bytes [off, off+len) changed through the mount (and the size is now new_size).
   void NoteModifiedLocked(uint64_t off, uint64_t len, uint64_t new_size);
   void SetAuxCoherencyLocked(const std::string& coherency) { aux_.coherency = coherency; }
@@ -86,6 +93,11 @@ class CacheObject : public std::enable_shared_from_this<CacheObject> {
   ContentMap PresentMapLocked() const { return present_; }
   Mode ModeLocked() const { return mode_; }
   const std::string& name() const { return name_; }
+  // "<volume hash>/<object hash>": the culler's name for this object.
+  const std::string& id() const { return id_; }
+  // Culls this object if nobody uses it: removes the backing file and starts
+  // over empty. 1 culled (*freed = bytes), 0 in use, -1 no backing file open.
+  int TryCull(uint64_t* freed);
   // Frees read-ahead slots nobody consumed within max_age (0: all of them).
   void DropIdleReadaheadLocked(std::chrono::steady_clock::duration max_age);
 
@@ -97,12 +109,15 @@ class CacheObject : public std::enable_shared_from_this<CacheObject> {
   // Writers of the on-disk metadata; need persist_mu_ (not mu_).
   bool WriteMap(int fd, const ContentMap& map);
   bool WriteAux(int fd, const AuxData& aux);
+  // Bytes the backing file (and side-car) take on disk.
+  uint64_t DiskBytes(int fd) const;
   void BuryLocked(int dirfd, const std::string& why);
 
   Cache* const cache_;
   Volume* const volume_;
   const std::string key_;
   const std::string name_;
+  const std::string id_;
 
   std::mutex persist_mu_;  // serializes writers of the xattrs and side-car; before mu_
   mutable std::mutex mu_;
@@ -120,8 +135,13 @@ class CacheObject : public std::enable_shared_from_this<CacheObject> {
   unsigned io_inflight_ = 0;
   Slot* slots_ = nullptr;  // table of slots of this generation (intrusive list)
   unsigned nslots_ = 0;
-  bool registered_ = false;   // in the Cache's flusher list
-  bool has_sidecar_ = false;  // a side-car map file may exist on disk
+  // Granules with a cache write of outdated bytes still in flight (count per
+  // granule): a newer write of the granule may land before it, so the granule
+  // is not marked present until these are done.
+  std::map<uint64_t, unsigned> stale_writes_;
+  bool replace_on_open_ = false;  // Open replaces what is on disk (see ReplaceOnOpen)
+  bool registered_ = false;       // in the Cache's flusher list
+  bool has_sidecar_ = false;      // a side-car map file may exist on disk
   std::chrono::steady_clock::time_point last_active_;
 };
 

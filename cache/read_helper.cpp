@@ -57,11 +57,35 @@ ReadHelper::ReadHelper(Cache* cache, ReadHelperOptions options)
 
 ReadHelper::~ReadHelper() {
   {
-    std::lock_guard lk(jobs_mu_);
+    std::unique_lock lk(jobs_mu_);
+    idle_cv_.wait(lk, [&] { return pending_ == 0; });
     stopping_ = true;
     jobs_cv_.notify_all();
   }
   for (auto& t : workers_) t.join();
+  // Granules kept for read-ahead stay linked into objects that outlive us.
+  for (Slot& s : slots_) {
+    std::shared_ptr<CacheObject> obj;
+    {
+      std::lock_guard lk(owners_mu_);
+      obj = s.owner;
+    }
+    if (!obj) continue;
+    std::lock_guard lk(obj->mu());
+    if (s.owner != obj) continue;  // freed meanwhile (by the flusher)
+    s.readahead = false;
+    MaybeFreeLocked(&s);
+  }
+}
+
+void ReadHelper::AddPending() {
+  std::lock_guard lk(jobs_mu_);
+  ++pending_;
+}
+
+void ReadHelper::DonePending() {
+  std::lock_guard lk(jobs_mu_);
+  if (--pending_ == 0) idle_cv_.notify_all();
 }
 
 Slot* ReadHelper::InitSlotLocked(CacheObject* obj, const std::shared_ptr<CacheObject>& ref,
@@ -69,7 +93,10 @@ Slot* ReadHelper::InitSlotLocked(CacheObject* obj, const std::shared_ptr<CacheOb
   Slot* s = &slots_[static_cast<size_t>(index)];
   const uint64_t size = obj->SizeLocked();
   const uint64_t align = cache_->dio_align();
-  s->owner = ref;
+  {
+    std::lock_guard olk(owners_mu_);
+    s->owner = ref;
+  }
   s->file = file;
   s->granule = g;
   s->len = static_cast<uint32_t>(std::min(granule_, size - g * granule_));
@@ -92,7 +119,10 @@ void ReadHelper::MaybeFreeLocked(Slot* s) {
   // A read-ahead granule waits in memory for the reader it was fetched for.
   if (s->linked && s->readahead && s->state == Slot::State::kReady && !s->stale) return;
   s->owner->UnlinkSlotLocked(s);
-  s->owner.reset();  // callers hold their own reference to the object
+  {
+    std::lock_guard olk(owners_mu_);
+    s->owner.reset();  // callers hold their own reference to the object
+  }
   s->file.reset();
   s->state = Slot::State::kIdle;
   s->readahead = false;
@@ -198,8 +228,10 @@ Status ReadHelper::Read(const std::shared_ptr<CacheObject>& obj, const netfs::Op
       }
     }
     // Consumed, unless the request ends inside it: the rest of the granule is
-    // kept for the next request (the kernel asks in pieces smaller than a granule).
-    s->readahead = g + 1 == g1 && end < std::min(size, (g + 1) * G);
+    // kept for the next request (the kernel asks in pieces smaller than a granule),
+    // if the pool can spare the buffer: kept granules never eat into the reserve
+    // that demand reads rely on.
+    s->readahead = g + 1 == g1 && end < std::min(size, (g + 1) * G) && pool.HasSpare();
     ++s->refs;
     out->slots_[out->nslots_++] = s;
   }
@@ -280,6 +312,7 @@ Status ReadHelper::Read(const std::shared_ptr<CacheObject>& obj, const netfs::Op
 
 void ReadHelper::SubmitCacheRead(Slot* s) {
   if (s->io_len != s->len) cache_->stats().io_dio_misfit++;
+  AddPending();
   cache_->engine().Read(s->owner->fd(), s->granule * granule_, s->data, s->io_len, s->index, &s->read_done);
 }
 
@@ -306,6 +339,7 @@ void ReadHelper::OnCacheRead(Slot* s, ssize_t result) {
   }
   // Re-issue to the backend; not on this (engine) thread.
   if (refetch) Enqueue(FetchJob{obj, s->file, {s}});
+  DonePending();
 }
 
 void ReadHelper::FetchRun(const std::shared_ptr<CacheObject>& obj, const netfs::OpenFileRef& file, Slot* const* run,
@@ -320,6 +354,16 @@ void ReadHelper::FetchRun(const std::shared_ptr<CacheObject>& obj, const netfs::
     total += run[i]->len;
   }
   const uint64_t offset = run[0]->granule * G;
+  // Space for what this fetch will write to the cache is reserved before it
+  // starts; without space the data is served but not cached.
+  uint64_t reserved = 0;
+  {
+    std::lock_guard lk(obj->mu());
+    if (obj->WritableLocked()) {
+      for (size_t i = 0; i < n; ++i) reserved += run[i]->io_len;
+    }
+  }
+  if (reserved > 0 && !cache_->culler().Reserve(reserved)) reserved = 0;
   stats.NoteInflight(++stats.backend_inflight);
   uint64_t done = 0;
   Status err;
@@ -372,7 +416,7 @@ void ReadHelper::FetchRun(const std::shared_ptr<CacheObject>& obj, const netfs::
       }
       s->state = Slot::State::kReady;
       s->from_cache = false;
-      if (!s->stale && s->fill_gen == obj->ModGenLocked() && obj->WritableLocked()) {
+      if (reserved > 0 && !s->stale && s->fill_gen == obj->ModGenLocked() && obj->WritableLocked()) {
         s->writing = true;
         obj->BeginIoLocked();
         writes.push_back(s);
@@ -382,34 +426,47 @@ void ReadHelper::FetchRun(const std::shared_ptr<CacheObject>& obj, const netfs::
     obj->cv().notify_all();
     for (size_t i = 0; i < n; ++i) MaybeFreeLocked(run[i]);
   }
+  uint64_t used = 0;
+  for (Slot* s : writes) used += s->io_len;
+  if (reserved > used) cache_->culler().Unreserve(reserved - used);
   for (Slot* s : writes) {
     if (s->io_len != s->len) {
       std::memset(s->data + s->len, 0, s->io_len - s->len);
       stats.io_dio_misfit++;
     }
+    AddPending();
     cache_->engine().Write(fd, s->granule * G, s->data, s->io_len, s->index, &s->write_done);
   }
 }
 
 void ReadHelper::OnCacheWrite(Slot* s, ssize_t result) {
-  std::shared_ptr<CacheObject> obj = s->owner;  // outlives the lock below
-  std::lock_guard lk(obj->mu());
-  s->writing = false;
-  obj->EndIoLocked();
-  if (result >= static_cast<ssize_t>(s->len)) {
-    if (!s->stale) {
-      obj->MarkWrittenLocked(s->granule, s->fill_gen);
-      cache_->stats().bytes_to_cache += s->len;
+  {
+    std::shared_ptr<CacheObject> obj = s->owner;  // outlives the lock below
+    std::lock_guard lk(obj->mu());
+    s->writing = false;
+    obj->EndIoLocked();
+    if (s->stale) obj->EndStaleWriteLocked(s->granule);
+    cache_->culler().Unreserve(s->io_len);
+    if (result >= static_cast<ssize_t>(s->len)) {
+      cache_->culler().Grow(obj->id(), s->io_len);
+      if (!s->stale) {
+        obj->MarkWrittenLocked(s->granule, s->fill_gen);
+        cache_->stats().bytes_to_cache += s->len;
+      }
+    } else if (result == -ENOSPC || result == -EDQUOT) {
+      cache_->culler().RequestCull();  // a full disk is not a failing cache
+    } else {
+      cache_->NoteError("write of " + obj->name() + ": " +
+                        (result < 0 ? std::strerror(static_cast<int>(-result)) : std::string("short write")));
     }
-  } else {
-    cache_->NoteError("write of " + obj->name() + ": " +
-                      (result < 0 ? std::strerror(static_cast<int>(-result)) : std::string("short write")));
+    MaybeFreeLocked(s);
   }
-  MaybeFreeLocked(s);
+  DonePending();
 }
 
 void ReadHelper::Enqueue(FetchJob job) {
   std::lock_guard lk(jobs_mu_);
+  ++pending_;
   jobs_.push_back(std::move(job));
   jobs_cv_.notify_one();
 }
@@ -425,6 +482,8 @@ void ReadHelper::Worker() {
       jobs_.pop_front();
     }
     FetchRun(job.obj, job.file, job.slots.data(), job.slots.size());
+    job = FetchJob{};  // lets go of the object and the file before saying done
+    DonePending();
   }
 }
 

@@ -18,8 +18,8 @@ using CookieRef = std::shared_ptr<Cookie>;
 
 class Volume {
  public:
-  Volume(Cache* cache, std::string key, UniqueFd dir_fd)
-      : cache_(cache), key_(std::move(key)), dir_fd_(std::move(dir_fd)) {}
+  Volume(Cache* cache, std::string key, std::string name, UniqueFd dir_fd)
+      : cache_(cache), key_(std::move(key)), name_(std::move(name)), dir_fd_(std::move(dir_fd)) {}
 
   // The seed's fscache_acquire_cookie: at inode creation. key is the backend's
   // stable file identity, aux its coherency token, size the file size. No disk
@@ -32,6 +32,8 @@ class Volume {
 
   Cache* cache() const { return cache_; }
   const std::string& key() const { return key_; }
+  // The volume's directory name under volumes/ (hash of the key).
+  const std::string& name() const { return name_; }
 
   // Called by Cookie::Relinquish.
   void Forget(const std::string& key, const Cookie* cookie);
@@ -39,6 +41,7 @@ class Volume {
  private:
   Cache* const cache_;
   const std::string key_;
+  const std::string name_;
   const UniqueFd dir_fd_;
   std::mutex mu_;
   std::unordered_map<std::string, std::weak_ptr<Cookie>> cookies_;  // guarded by mu_

@@ -239,6 +239,7 @@ int Main(int argc, char** argv) {
   mo.debug = debug;
   try {
     for (const auto& o : opts) ApplyOptionList(mo, o);
+    ValidateOptions(mo);
   } catch (const OptionError& e) {
     std::fprintf(stderr, "cachefuse: %s\n", e.what());
     return 1;

@@ -6,7 +6,9 @@
 
 #include <toml++/toml.h>
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 
 #include "common/units.h"
@@ -41,7 +43,8 @@ double NeedSeconds(const std::string& key, const std::string& value) {
 unsigned NeedCount(const std::string& key, const std::string& value, unsigned lo, unsigned hi) {
   char* end = nullptr;
   unsigned long v = std::strtoul(value.c_str(), &end, 10);
-  if (value.empty() || *end != '\0' || v < lo || v > hi) {
+  // strtoul alone takes " 8" and "+8", and wraps "-18446744073709551615" around to 1.
+  if (value.empty() || !std::isdigit(static_cast<unsigned char>(value[0])) || *end != '\0' || v < lo || v > hi) {
     throw OptionError("option " + key + "=" + value + ": must be a whole number from " + std::to_string(lo) + " to " +
                       std::to_string(hi));
   }
@@ -72,6 +75,9 @@ const std::vector<OptionDoc>& OptionDocs() {
       {"max_backend_inflight", "N", "read-ahead fetches from the source at once (default 4)"},
       {"max_inflight", "SIZE", "memory for data in flight (default 32M)"},
       {"cache_error_limit", "N", "cache I/O errors before the cache is withdrawn (default 8)"},
+      {"cache_size", "SIZE", "most space the cache dir may use, 0 for no limit (default 0)"},
+      {"brun,bcull,bstop", "PCT", "free space %: cull below bcull until brun; stop caching below bstop (10,7,3)"},
+      {"frun,fcull,fstop", "PCT", "the same for free files (10,7,3)"},
       {"threads", "N", "most FUSE worker threads (default 16)"},
       {"log_level", "debug|info|warn|error", "log verbosity (default info)"},
       {"config", "FILE", "read options from a TOML file of key = value lines"},
@@ -152,6 +158,24 @@ void ApplyOption(MountOptions& o, const std::string& item) {
   } else if (key == "cache_error_limit") {
     need_value();
     o.cache_error_limit = NeedCount(key, value, 1, 1000000);
+  } else if (key == "cache_size") {
+    need_value();
+    o.limits.cache_size = NeedSize(key, value);
+    if (o.limits.cache_size != 0 && o.limits.cache_size < (1ULL << 20)) {
+      throw OptionError("option cache_size=" + value + ": at least 1M (or 0 for no limit)");
+    }
+  } else if (key == "brun" || key == "bcull" || key == "bstop" || key == "frun" || key == "fcull" || key == "fstop") {
+    need_value();
+    std::string v = value;
+    if (!v.empty() && v.back() == '%') v.pop_back();
+    unsigned pct = NeedCount(key, v, 0, 99);
+    unsigned* field = key == "brun"    ? &o.limits.brun
+                      : key == "bcull" ? &o.limits.bcull
+                      : key == "bstop" ? &o.limits.bstop
+                      : key == "frun"  ? &o.limits.frun
+                      : key == "fcull" ? &o.limits.fcull
+                                       : &o.limits.fstop;
+    *field = pct;
   } else if (key == "threads") {
     need_value();
     o.threads = NeedCount(key, value, 1, 1024);
@@ -202,7 +226,8 @@ void ApplyConfigFile(MountOptions& o, const std::string& path) {
   if (!o.config_file.empty()) throw OptionError("config file " + path + ": only one config= may be given");
   o.config_file = path;
   std::ifstream probe(path);
-  if (!probe) throw OptionError("config file " + path + ": cannot be read");
+  std::error_code ec;
+  if (!probe || std::filesystem::is_directory(path, ec)) throw OptionError("config file " + path + ": cannot be read");
   toml::table table;
   try {
     table = toml::parse_file(path);
@@ -226,17 +251,28 @@ void ApplyConfigFile(MountOptions& o, const std::string& path) {
     } else {
       throw OptionError("config file " + path + ":" + line + ": " + key + " must be a string, number or boolean");
     }
-    // Flags given as `ro = false` are simply left off.
-    if ((key == "ro") && value == "false") continue;
-    if (key == "ro") {
-      ApplyOption(o, key);
-      continue;
-    }
     try {
-      ApplyOption(o, key + "=" + value);
+      if (key == "ro") {
+        // ro takes no value on -o; here it is a boolean, and `ro = false` is simply left off.
+        if (NeedBool(key, value)) ApplyOption(o, key);
+      } else {
+        ApplyOption(o, key + "=" + value);
+      }
     } catch (const OptionError& e) {
       throw OptionError("config file " + path + ":" + line + ": " + e.what());
     }
+  }
+}
+
+void ValidateOptions(const MountOptions& o) {
+  const auto& l = o.limits;
+  if (!(l.bstop < l.bcull && l.bcull < l.brun)) {
+    throw OptionError("free-space limits must satisfy bstop < bcull < brun (have bstop=" + std::to_string(l.bstop) +
+                      ", bcull=" + std::to_string(l.bcull) + ", brun=" + std::to_string(l.brun) + ")");
+  }
+  if (!(l.fstop < l.fcull && l.fcull < l.frun)) {
+    throw OptionError("free-file limits must satisfy fstop < fcull < frun (have fstop=" + std::to_string(l.fstop) +
+                      ", fcull=" + std::to_string(l.fcull) + ", frun=" + std::to_string(l.frun) + ")");
   }
 }
 
@@ -248,6 +284,7 @@ cache::CacheOptions MountOptions::ToCacheOptions() const {
   c.max_inflight = std::max<uint64_t>(max_inflight, granule * 16);
   c.cache_error_limit = cache_error_limit;
   c.debug_fail_cache_reads = debug_cache_fail_reads;
+  c.limits = limits;
   return c;
 }
 

@@ -34,7 +34,8 @@ struct MountOptions {
   unsigned max_backend_inflight = 4;
   uint64_t max_inflight = 32ULL << 20;
   unsigned cache_error_limit = 8;
-  unsigned threads = 16;  // most FUSE worker threads
+  unsigned threads = 16;     // most FUSE worker threads
+  cache::CullLimits limits;  // cache_size, brun/bcull/bstop, frun/fcull/fstop
   std::string log_level = "info";
 
   bool allow_other = false;
@@ -54,6 +55,8 @@ struct MountOptions {
   std::string FuseMountOptions() const;
 };
 
+// Checks the options as a whole (e.g. bstop < bcull < brun). Throws OptionError.
+void ValidateOptions(const MountOptions& opts);
 // Applies one "key" or "key=value" option. Throws OptionError.
 void ApplyOption(MountOptions& opts, const std::string& item);
 // Splits "a,b=c,d" and applies each (config= is read where it appears).
