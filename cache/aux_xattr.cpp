@@ -153,6 +153,7 @@ std::optional<std::string> DecodeSidecar(std::string_view data, const MapRecord&
   std::string body;
   if (!r.U32(&magic) || magic != kSidecarMagic) return std::nullopt;
   if (!r.U8(&version) || version != kFormatVersion || !r.U8(&pad8) || !r.U16(&pad16)) return std::nullopt;
+  if (pad8 != 0 || pad16 != 0) return std::nullopt;  // no CRC covers the header: check every byte
   if (!r.U64(&generation) || generation != rec.generation) return std::nullopt;
   if (!r.U32(&len) || len != rec.body_len || !r.U32(&crc) || crc != rec.body_crc) return std::nullopt;
   if (!r.Bytes(len, &body) || Crc32c(body) != crc) return std::nullopt;

@@ -49,6 +49,11 @@ void BufferPool::Release(int index) {
   cv_.notify_all();
 }
 
+bool BufferPool::HasSpare() const {
+  std::lock_guard lk(mu_);
+  return free_.size() > reserve_;
+}
+
 size_t BufferPool::free_count() const {
   std::lock_guard lk(mu_);
   return free_.size();

@@ -34,6 +34,8 @@ class BufferPool {
   int TryAcquire();
   void Release(int index);
   size_t free_count() const;
+  // True if more than the reserve is free (what TryAcquire would take from).
+  bool HasSpare() const;
 
  private:
   const size_t buf_size_;

@@ -333,6 +333,12 @@ Status Cache::CullNow() {
   return culler_->CullNow();
 }
 
+std::shared_ptr<CacheObject> Cache::FindOpenObject(const std::string& id) {
+  std::lock_guard lk(objects_mu_);
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : it->second.lock();
+}
+
 int Cache::TryCullOpen(const std::string& id, uint64_t* freed) {
   std::shared_ptr<CacheObject> obj;
   {

@@ -95,6 +95,8 @@ class Cache {
   // Culls an object this daemon has open, if nobody uses it: 1 culled (bytes
   // freed in *freed), 0 in use, -1 not open here.
   int TryCullOpen(const std::string& id, uint64_t* freed);
+  // The object with this id that has its backing file open here, if any.
+  std::shared_ptr<CacheObject> FindOpenObject(const std::string& id);
 
  private:
   explicit Cache(CacheOptions options) : options_(std::move(options)) {}

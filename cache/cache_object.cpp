@@ -312,6 +312,11 @@ void CacheObject::PrepareModify() {
   aux_on_disk_ = aux;
 }
 
+bool CacheObject::TakeOver(const std::string& coherency, uint64_t size) {
+  std::lock_guard lk(mu_);
+  return mode_ == Mode::kOpen && aux_.coherency == coherency && aux_.object_size == size;
+}
+
 void CacheObject::ReplaceOnOpen() {
   std::lock_guard lk(mu_);
   replace_on_open_ = true;

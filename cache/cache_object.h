@@ -55,6 +55,9 @@ class CacheObject : public std::enable_shared_from_this<CacheObject> {
   // one uses it yet (a generation made by invalidation: the old data, possibly
   // still open in the old generation, is never picked up again).
   void ReplaceOnOpen();
+  // A new cookie of the same key takes this open generation over, if it
+  // describes that version of the file (token and size). False: not usable.
+  bool TakeOver(const std::string& coherency, uint64_t size);
   // Marks the generation dead: no map or aux is written from now on.
   void Abandon();
   // Removes the backing file (unlinked source file) and abandons.

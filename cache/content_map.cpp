@@ -70,10 +70,15 @@ void ContentMap::Remove(uint64_t start, uint64_t end) {
 }
 
 void ContentMap::Subtract(const ContentMap& other) {
+  if (&other == this) {  // Remove() would erase under the loop's iterator
+    Clear();
+    return;
+  }
   for (const auto& [s, e] : other.extents_) Remove(s, e);
 }
 
 bool ContentMap::Contains(uint64_t granule) const {
+  if (granule == UINT64_MAX) return false;  // ends are exclusive: never present, and granule + 1 would wrap
   return ContainsAll(granule, granule + 1);
 }
 

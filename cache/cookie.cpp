@@ -12,19 +12,31 @@ namespace cachefuse::cache {
 Cookie::Cookie(Volume* volume, std::string key, std::string aux, uint64_t size)
     : volume_(volume), key_(std::move(key)), name_(ToHex(HashBytes(key_))), aux_(std::move(aux)), size_(size) {
   volume_->cache()->stats().cookies_acquired++;
-  object_ = NewGenerationLocked(false);
+  // The kernel may forget an inode and look it up again while the object of its
+  // previous cookie is still open (it closes after idle_close): take it over if
+  // it holds this version of the file, rather than reopen the file under its
+  // lock. A stale one is abandoned and replaced by a fresh file.
+  auto existing = volume_->cache()->FindOpenObject(volume_->name() + "/" + name_);
+  if (existing && existing->TakeOver(aux_, size_)) {
+    object_ = std::move(existing);
+  } else {
+    if (existing) existing->Abandon();
+    object_ = NewGenerationLocked(existing != nullptr);
+  }
 }
 
 Cookie::~Cookie() {
   if (!relinquished_) Relinquish(false);
 }
 
-std::shared_ptr<CacheObject> Cookie::NewGenerationLocked(bool /*replace_on_disk*/) {
+std::shared_ptr<CacheObject> Cookie::NewGenerationLocked(bool replace_on_disk) {
   AuxData aux;
   aux.object_size = size_;
   aux.key = key_;
   aux.coherency = aux_;
-  return std::make_shared<CacheObject>(volume_->cache(), volume_, key_, name_, std::move(aux));
+  auto obj = std::make_shared<CacheObject>(volume_->cache(), volume_, key_, name_, std::move(aux));
+  if (replace_on_disk) obj->ReplaceOnOpen();
+  return obj;
 }
 
 void Cookie::OpenObjectLocked() {

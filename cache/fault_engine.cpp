@@ -5,7 +5,7 @@ namespace cachefuse::cache {
 
 void FaultEngine::Read(int fd, uint64_t off, void* buf, size_t len, int buf_index, IoCompletion* done) {
   if (fail_reads_) {
-    done->OnIoComplete(-faults_.fail_errno);
+    done->OnIoComplete(-fail_errno_);
     return;
   }
   inner_->Read(fd, off, buf, short_reads_ ? len / 2 : len, buf_index, done);
@@ -13,7 +13,7 @@ void FaultEngine::Read(int fd, uint64_t off, void* buf, size_t len, int buf_inde
 
 void FaultEngine::Write(int fd, uint64_t off, const void* buf, size_t len, int buf_index, IoCompletion* done) {
   if (fail_writes_) {
-    done->OnIoComplete(-faults_.fail_errno);
+    done->OnIoComplete(-fail_errno_);
     return;
   }
   inner_->Write(fd, off, buf, len, buf_index, done);
@@ -21,7 +21,7 @@ void FaultEngine::Write(int fd, uint64_t off, const void* buf, size_t len, int b
 
 void FaultEngine::Fdatasync(int fd, IoCompletion* done) {
   if (fail_syncs_) {
-    done->OnIoComplete(-faults_.fail_errno);
+    done->OnIoComplete(-fail_errno_);
     return;
   }
   inner_->Fdatasync(fd, done);

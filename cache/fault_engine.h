@@ -35,6 +35,7 @@ class FaultEngine final : public IoEngine {
     fail_writes_ = f.fail_writes;
     fail_syncs_ = f.fail_syncs;
     short_reads_ = f.short_reads;
+    fail_errno_ = f.fail_errno;
   }
 
  private:
@@ -44,6 +45,7 @@ class FaultEngine final : public IoEngine {
   std::atomic<bool> fail_writes_{faults_.fail_writes};
   std::atomic<bool> fail_syncs_{faults_.fail_syncs};
   std::atomic<bool> short_reads_{faults_.short_reads};
+  std::atomic<int> fail_errno_{faults_.fail_errno};
 };
 
 }  // namespace cachefuse::cache

@@ -50,7 +50,8 @@ class IoEngine {
   // Offers a fixed set of buffers for registration (io_uring fixed buffers).
   // Returns true if buf_index may be used with them from now on.
   virtual bool RegisterBuffers(const std::vector<struct iovec>& /*bufs*/) { return false; }
-  // Waits for in-flight I/O and stops the engine's threads. Idempotent.
+  // Waits for in-flight I/O and stops the engine's threads. Idempotent. I/O
+  // submitted afterwards runs synchronously on the caller's thread.
   virtual void Shutdown() = 0;
 
   // Blocking conveniences built on the async calls.

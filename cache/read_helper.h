@@ -119,6 +119,10 @@ class ReadReply {
 class ReadHelper {
  public:
   ReadHelper(Cache* cache, ReadHelperOptions options);
+  // Waits for the fetches and cache I/O it started (their completions use its
+  // slots) and takes back the granules it keeps in memory for read-ahead (they
+  // are linked into objects that live on). Call when no Read is running and
+  // every ReadReply has been released.
   ~ReadHelper();
   ReadHelper(const ReadHelper&) = delete;
   ReadHelper& operator=(const ReadHelper&) = delete;
@@ -160,6 +164,9 @@ class ReadHelper {
                      uint64_t* ra_to);
   void Enqueue(FetchJob job);
   void Worker();
+  // Work that still uses slots: queued or running fetch jobs, cache I/O in flight.
+  void AddPending();
+  void DonePending();
 
   Cache* const cache_;
   const ReadHelperOptions options_;
@@ -168,9 +175,14 @@ class ReadHelper {
 
   std::mutex jobs_mu_;
   std::condition_variable jobs_cv_;
-  std::deque<FetchJob> jobs_;  // guarded by jobs_mu_
-  bool stopping_ = false;      // guarded by jobs_mu_
+  std::deque<FetchJob> jobs_;        // guarded by jobs_mu_
+  bool stopping_ = false;            // guarded by jobs_mu_
+  unsigned pending_ = 0;             // guarded by jobs_mu_ (see AddPending)
+  std::condition_variable idle_cv_;  // pending_ reached 0
   std::vector<std::thread> workers_;
+  // A leaf lock: Slot::owner also changes under it, so that ~ReadHelper can
+  // find the objects that keep our slots.
+  std::mutex owners_mu_;
 };
 
 }  // namespace cachefuse::cache

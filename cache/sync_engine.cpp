@@ -14,9 +14,20 @@ SyncEngine::SyncEngine(Stats* stats, bool direct, unsigned threads) : stats_(sta
 
 void SyncEngine::Enqueue(const Job& job) {
   stats_->io_submitted++;
-  std::lock_guard lk(mu_);
-  queue_.push_back(job);
-  cv_.notify_one();
+  {
+    std::lock_guard lk(mu_);
+    if (!stopping_) {
+      queue_.push_back(job);
+      cv_.notify_one();
+      return;
+    }
+  }
+  // Stopped: no worker takes jobs any more (Cache::Close still persists maps
+  // after Shutdown), so the I/O runs here, on the caller's thread.
+  ssize_t r = Run(job);
+  if (r < 0) stats_->io_errors++;
+  stats_->io_completed++;
+  job.done->OnIoComplete(r);
 }
 
 void SyncEngine::Read(int fd, uint64_t off, void* buf, size_t len, int /*buf_index*/, IoCompletion* done) {

@@ -1,6 +1,8 @@
 // UringEngine: io_uring submission under a mutex and a single reaper thread.
 #include "cache/uring_engine.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -9,6 +11,16 @@ namespace {
 
 // user_data of the NOP that tells the reaper to stop.
 constexpr uint64_t kStopToken = 1;
+
+// A syscall's result as an I/O result (-errno on failure), retried on EINTR.
+template <typename F>
+ssize_t Retry(F f) {
+  for (;;) {
+    ssize_t r = f();
+    if (r >= 0) return r;
+    if (errno != EINTR) return -errno;
+  }
+}
 
 }  // namespace
 
@@ -34,15 +46,20 @@ bool UringEngine::RegisterBuffers(const std::vector<struct iovec>& bufs) {
   return registered_;
 }
 
-template <typename Prep>
-void UringEngine::Submit(IoCompletion* done, Prep prep) {
+template <typename Prep, typename Blocking>
+void UringEngine::Submit(IoCompletion* done, Prep prep, Blocking blocking) {
   std::unique_lock lk(sq_mu_);
   room_cv_.wait(lk, [&] { return inflight_ < depth_ || stopping_; });
   struct io_uring_sqe* sqe = stopping_ ? nullptr : io_uring_get_sqe(&ring_);
   if (!sqe) {
+    // Stopped: Cache::Close still persists maps after Shutdown, so the I/O
+    // runs here, on the caller's thread, instead of failing.
     lk.unlock();
-    stats_->io_errors++;
-    done->OnIoComplete(-ESHUTDOWN);
+    stats_->io_submitted++;
+    ssize_t res = blocking();
+    if (res < 0) stats_->io_errors++;
+    stats_->io_completed++;
+    done->OnIoComplete(res);
     return;
   }
   prep(sqe);
@@ -57,27 +74,35 @@ void UringEngine::Submit(IoCompletion* done, Prep prep) {
 }
 
 void UringEngine::Read(int fd, uint64_t off, void* buf, size_t len, int buf_index, IoCompletion* done) {
-  Submit(done, [&](struct io_uring_sqe* sqe) {
-    if (registered_ && buf_index >= 0) {
-      io_uring_prep_read_fixed(sqe, fd, buf, static_cast<unsigned>(len), off, buf_index);
-    } else {
-      io_uring_prep_read(sqe, fd, buf, static_cast<unsigned>(len), off);
-    }
-  });
+  Submit(
+      done,
+      [&](struct io_uring_sqe* sqe) {
+        if (registered_ && buf_index >= 0) {
+          io_uring_prep_read_fixed(sqe, fd, buf, static_cast<unsigned>(len), off, buf_index);
+        } else {
+          io_uring_prep_read(sqe, fd, buf, static_cast<unsigned>(len), off);
+        }
+      },
+      [&] { return Retry([&] { return ::pread(fd, buf, len, static_cast<off_t>(off)); }); });
 }
 
 void UringEngine::Write(int fd, uint64_t off, const void* buf, size_t len, int buf_index, IoCompletion* done) {
-  Submit(done, [&](struct io_uring_sqe* sqe) {
-    if (registered_ && buf_index >= 0) {
-      io_uring_prep_write_fixed(sqe, fd, buf, static_cast<unsigned>(len), off, buf_index);
-    } else {
-      io_uring_prep_write(sqe, fd, buf, static_cast<unsigned>(len), off);
-    }
-  });
+  Submit(
+      done,
+      [&](struct io_uring_sqe* sqe) {
+        if (registered_ && buf_index >= 0) {
+          io_uring_prep_write_fixed(sqe, fd, buf, static_cast<unsigned>(len), off, buf_index);
+        } else {
+          io_uring_prep_write(sqe, fd, buf, static_cast<unsigned>(len), off);
+        }
+      },
+      [&] { return Retry([&] { return ::pwrite(fd, buf, len, static_cast<off_t>(off)); }); });
 }
 
 void UringEngine::Fdatasync(int fd, IoCompletion* done) {
-  Submit(done, [&](struct io_uring_sqe* sqe) { io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC); });
+  Submit(
+      done, [&](struct io_uring_sqe* sqe) { io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC); },
+      [&] { return Retry([&] { return static_cast<ssize_t>(::fdatasync(fd)); }); });
 }
 
 void UringEngine::Reap() {

@@ -30,9 +30,10 @@ class UringEngine final : public IoEngine {
 
  private:
   UringEngine(Stats* stats, unsigned depth) : stats_(stats), depth_(depth) {}
-  // Takes a free SQE (waiting for room), lets prep fill it, submits.
-  template <typename Prep>
-  void Submit(IoCompletion* done, Prep prep);
+  // Takes a free SQE (waiting for room), lets prep fill it, submits. Once the
+  // ring is stopped, runs `blocking` (the plain syscall) on the caller's thread.
+  template <typename Prep, typename Blocking>
+  void Submit(IoCompletion* done, Prep prep, Blocking blocking);
   void Reap();
 
   Stats* stats_;

@@ -78,6 +78,13 @@ void Filesystem::ChownToCaller(const std::string& path, const Caller& who) {
   if (!r.ok()) spdlog::debug("chown of new file {} to the caller failed: {}", path, r.status().ToString());
 }
 
+Result<Filesystem::Target> Filesystem::TargetOf(fuse_ino_t ino) const {
+  auto path = inodes_.Path(ino);
+  if (path.ok()) return Target{*path, nullptr};
+  if (auto file = inodes_.AnyOpenFile(ino)) return Target{std::string(), file};
+  return path.status();
+}
+
 Status Filesystem::CheckWritable() const {
   if (options_.read_only || !backend_->capabilities().writable) return Status::FromErrno(EROFS, "read-only");
   return Status::Ok();

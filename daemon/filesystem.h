@@ -95,6 +95,7 @@ class Filesystem {
   Status Read(FileHandle* fh, uint64_t off, size_t size, cache::ReadReply* out);
   Result<size_t> Write(FileHandle* fh, uint64_t off, const char* data, size_t size);
   Status Fsync(FileHandle* fh, bool datasync);
+  Status Fallocate(FileHandle* fh, int mode, uint64_t off, uint64_t len);
   void Release(FileHandle* fh);
 
   // --- directories (op_dir.cpp)
@@ -127,6 +128,17 @@ class Filesystem {
   // Gives a file made by a root daemon to the caller (allow_other mounts).
   void ChownToCaller(const std::string& path, const Caller& who);
   Status CheckWritable() const;
+  // The path of ino, or else an open file of it (a name-less inode that is
+  // still open: fstat, fchmod, fsetxattr work as on a local filesystem).
+  struct Target {
+    std::string path;
+    netfs::OpenFileRef file;  // set when there is no path
+    std::optional<netfs::Handle> handle() const {
+      return file ? std::optional<netfs::Handle>(file->handle()) : std::nullopt;
+    }
+  };
+  Result<Target> TargetOf(fuse_ino_t ino) const;
+  void NoteMetadataChange(fuse_ino_t ino, const Target& target);
   // Queues a kernel page-cache invalidation for ino (sent from a helper thread).
   void QueueKernelInval(fuse_ino_t ino);
   void NotifierLoop();

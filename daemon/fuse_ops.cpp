@@ -179,6 +179,10 @@ void Fsync(fuse_req_t req, fuse_ino_t /*ino*/, int datasync, fuse_file_info* fi)
   ReplyStatus(req, Fs(req).Fsync(Fh(fi), datasync != 0));
 }
 
+void Fallocate(fuse_req_t req, fuse_ino_t /*ino*/, int mode, off_t offset, off_t length, fuse_file_info* fi) {
+  ReplyStatus(req, Fs(req).Fallocate(Fh(fi), mode, static_cast<uint64_t>(offset), static_cast<uint64_t>(length)));
+}
+
 void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto r = Fs(req).OpenDir(ino);
   if (!r.ok()) return ReplyStatus(req, r.status());
@@ -260,6 +264,7 @@ fuse_lowlevel_ops MakeOps() {
   ops.flush = Flush;
   ops.release = Release;
   ops.fsync = Fsync;
+  ops.fallocate = Fallocate;
   ops.opendir = OpenDir;
   ops.readdir = ReadDir;
   ops.readdirplus = ReadDirPlus;

@@ -100,6 +100,23 @@ InodeRef InodeTable::Forget(fuse_ino_t ino, uint64_t n) {
   return inode;
 }
 
+void InodeTable::AddOpenFile(const InodeRef& inode, const netfs::OpenFileRef& file) {
+  std::lock_guard lk(mu_);
+  auto& v = inode->open_files;
+  v.erase(std::remove_if(v.begin(), v.end(), [](const auto& w) { return w.expired(); }), v.end());
+  v.push_back(file);
+}
+
+netfs::OpenFileRef InodeTable::AnyOpenFile(fuse_ino_t ino) const {
+  std::lock_guard lk(mu_);
+  auto it = inodes_.find(ino);
+  if (it == inodes_.end()) return nullptr;
+  for (const auto& w : it->second->open_files) {
+    if (auto f = w.lock()) return f;
+  }
+  return nullptr;
+}
+
 std::vector<InodeRef> InodeTable::Clear() {
   std::lock_guard lk(mu_);
   std::vector<InodeRef> all;

@@ -18,6 +18,7 @@
 
 #include "cache/cookie.h"
 #include "common/status.h"
+#include "netfs_backends/backend.h"
 
 namespace cachefuse::daemon {
 
@@ -31,6 +32,7 @@ struct Inode {
   std::vector<std::pair<fuse_ino_t, std::string>> names;  // (parent, name) aliases
   uint64_t nlookup = 0;
   bool unlinked = false;  // its last name was removed: retire the cache object on forget
+  std::vector<std::weak_ptr<netfs::OpenFile>> open_files;  // for fstat-like calls once the name is gone
 };
 using InodeRef = std::shared_ptr<Inode>;
 
@@ -55,6 +57,9 @@ class InodeTable {
               unsigned flags);
   InodeRef FindByIdentity(const std::string& identity) const;
   size_t size() const;
+  // Open files of an inode: an inode whose name is gone is reached through them.
+  void AddOpenFile(const InodeRef& inode, const netfs::OpenFileRef& file);
+  netfs::OpenFileRef AnyOpenFile(fuse_ino_t ino) const;
   // Empties the table (at unmount); returns what was in it.
   std::vector<InodeRef> Clear();
 

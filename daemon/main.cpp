@@ -113,6 +113,9 @@ void DetachStdio() {
 int RunDaemon(const MountOptions& mo, int ready_fd) {
   StartupReporter report(ready_fd);
   SetupLogging(mo);
+  // The kernel applies the caller's umask to the modes it sends: ours must not
+  // apply again (cache files get explicit modes).
+  ::umask(0);
   RaiseFileLimit();
 
   auto backend = netfs::OpenBackend(mo.source);

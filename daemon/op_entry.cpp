@@ -24,9 +24,9 @@ Result<struct stat> Filesystem::GetAttr(fuse_ino_t ino, FileHandle* fh) {
   if (fh) {
     attr = fh->file->backend().fstat(fh->file->handle());
   } else {
-    auto path = inodes_.Path(ino);
-    if (!path.ok()) return path.status();
-    attr = backend_->stat(*path);
+    auto target = TargetOf(ino);
+    if (!target.ok()) return target.status();
+    attr = target->file ? backend_->fstat(target->file->handle()) : backend_->stat(target->path);
   }
   if (!attr.ok()) return attr.status();
   if (InodeRef inode = inodes_.Get(ino)) Revalidate(inode, *attr);
@@ -36,8 +36,8 @@ Result<struct stat> Filesystem::GetAttr(fuse_ino_t ino, FileHandle* fh) {
 Result<struct stat> Filesystem::SetAttr(fuse_ino_t ino, const struct stat& in, int to_set, FileHandle* fh) {
   Status w = CheckWritable();
   if (!w.ok()) return w;
-  auto path = inodes_.Path(ino);
-  if (!path.ok() && !fh) return path.status();
+  auto target = TargetOf(ino);
+  if (!target.ok() && !fh) return target.status();
   netfs::SetAttr change;
   if (to_set & FUSE_SET_ATTR_MODE) change.mode = in.st_mode & 07777;
   if (to_set & FUSE_SET_ATTR_UID) change.uid = in.st_uid;
@@ -54,10 +54,14 @@ Result<struct stat> Filesystem::SetAttr(fuse_ino_t ino, const struct stat& in, i
     change.mtime = in.st_mtim;
   }
   std::optional<netfs::Handle> handle;
-  if (fh) handle = fh->file->handle();
+  if (fh) {
+    handle = fh->file->handle();
+  } else if (target.ok()) {
+    handle = target->handle();
+  }
   InodeRef inode = inodes_.Get(ino);
   const bool resize = change.size.has_value();
-  auto attr = backend_->setattr(path.ok() ? *path : std::string(), change, handle);
+  auto attr = backend_->setattr(target.ok() ? target->path : std::string(), change, handle);
   if (!attr.ok()) return attr.status();
   if (inode && inode->cookie) {
     // Our own change: the cache follows it instead of discarding the data.

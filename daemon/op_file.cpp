@@ -42,6 +42,7 @@ Result<FileHandle*> Filesystem::Open(fuse_ino_t ino, int flags, bool* keep_cache
   }
   auto* fh = new FileHandle;
   if (inode->cookie) fh->generation = inode->cookie->object();
+  inodes_.AddOpenFile(inode, file);
   fh->inode = std::move(inode);
   fh->file = std::move(file);
   fh->writable = writing;
@@ -66,6 +67,7 @@ Result<std::pair<Entry, FileHandle*>> Filesystem::Create(fuse_ino_t parent, cons
   if (inode && inode->cookie) inode->cookie->Use(true);
   auto* fh = new FileHandle;
   if (inode && inode->cookie) fh->generation = inode->cookie->object();
+  if (inode) inodes_.AddOpenFile(inode, file);
   fh->inode = std::move(inode);
   fh->file = std::move(file);
   fh->writable = true;
@@ -93,6 +95,26 @@ Result<size_t> Filesystem::Write(FileHandle* fh, uint64_t off, const char* data,
     }
   }
   return *n;
+}
+
+Status Filesystem::Fallocate(FileHandle* fh, int mode, uint64_t off, uint64_t len) {
+  Status w = CheckWritable();
+  if (!w.ok()) return w;
+  auto& backend = fh->file->backend();
+  Status st = backend.fallocate(fh->file->handle(), mode, off, len);
+  if (!st.ok()) return st;
+  fh->wrote = true;
+  if (fh->inode && fh->inode->cookie) {
+    // Punched or zeroed bytes change the data; allocation may change the size.
+    auto attr = backend.fstat(fh->file->handle());
+    auto& cookie = *fh->inode->cookie;
+    if (attr.ok()) {
+      cookie.NoteWrite(off, len, attr->coherency.bytes, static_cast<uint64_t>(attr->st.st_size));
+    } else {
+      cookie.NoteWrite(off, len, std::string(), cookie.size());
+    }
+  }
+  return Status::Ok();
 }
 
 Status Filesystem::Fsync(FileHandle* fh, bool datasync) {

@@ -35,15 +35,15 @@ Result<std::string> Filesystem::GetXattr(fuse_ino_t ino, const std::string& name
   if (name == kControlName && ino == FUSE_ROOT_ID && !control_socket_.empty()) return control_socket_;
   if (StartsWith(name, kOurPrefix)) return Status::FromErrno(ENODATA, name);
   if (!StartsWith(name, "user.")) return Status::FromErrno(ENOTSUP, name);
-  auto path = inodes_.Path(ino);
-  if (!path.ok()) return path.status();
-  return backend_->getxattr(*path, name);
+  auto target = TargetOf(ino);
+  if (!target.ok()) return target.status();
+  return backend_->getxattr(target->path, name, target->handle());
 }
 
 Result<std::string> Filesystem::ListXattr(fuse_ino_t ino) {
-  auto path = inodes_.Path(ino);
-  if (!path.ok()) return path.status();
-  auto names = backend_->listxattr(*path);
+  auto target = TargetOf(ino);
+  if (!target.ok()) return target.status();
+  auto names = backend_->listxattr(target->path, target->handle());
   if (!names.ok()) return names.status();
   std::string out;
   for (const auto& n : *names) {
@@ -55,18 +55,24 @@ Result<std::string> Filesystem::ListXattr(fuse_ino_t ino) {
   return out;
 }
 
+// Our own metadata change moved the file's ctime: the cache follows the new token.
+void Filesystem::NoteMetadataChange(fuse_ino_t ino, const Target& target) {
+  InodeRef inode = inodes_.Get(ino);
+  if (!inode || !inode->cookie) return;
+  auto attr = target.file ? backend_->fstat(target.file->handle()) : backend_->stat(target.path);
+  if (attr.ok()) inode->cookie->NoteAttrChange(attr->coherency.bytes);
+}
+
 Status Filesystem::SetXattr(fuse_ino_t ino, const std::string& name, const std::string& value, int flags) {
   if (StartsWith(name, kOurPrefix)) return Status::FromErrno(EPERM, name + " is cachefuse's own");
   if (!StartsWith(name, "user.")) return Status::FromErrno(ENOTSUP, name);
   Status w = CheckWritable();
   if (!w.ok()) return w;
-  auto path = inodes_.Path(ino);
-  if (!path.ok()) return path.status();
-  Status st = backend_->setxattr(*path, name, value, flags);
+  auto target = TargetOf(ino);
+  if (!target.ok()) return target.status();
+  Status st = backend_->setxattr(target->path, name, value, flags, target->handle());
   if (!st.ok()) return st;
-  if (InodeRef inode = inodes_.Get(ino); inode && inode->cookie) {
-    if (auto attr = backend_->stat(*path); attr.ok()) inode->cookie->NoteAttrChange(attr->coherency.bytes);
-  }
+  NoteMetadataChange(ino, *target);
   return Status::Ok();
 }
 
@@ -75,13 +81,11 @@ Status Filesystem::RemoveXattr(fuse_ino_t ino, const std::string& name) {
   if (!StartsWith(name, "user.")) return Status::FromErrno(ENOTSUP, name);
   Status w = CheckWritable();
   if (!w.ok()) return w;
-  auto path = inodes_.Path(ino);
-  if (!path.ok()) return path.status();
-  Status st = backend_->removexattr(*path, name);
+  auto target = TargetOf(ino);
+  if (!target.ok()) return target.status();
+  Status st = backend_->removexattr(target->path, name, target->handle());
   if (!st.ok()) return st;
-  if (InodeRef inode = inodes_.Get(ino); inode && inode->cookie) {
-    if (auto attr = backend_->stat(*path); attr.ok()) inode->cookie->NoteAttrChange(attr->coherency.bytes);
-  }
+  NoteMetadataChange(ino, *target);
   return Status::Ok();
 }
 

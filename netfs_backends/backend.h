@@ -98,6 +98,8 @@ class Backend {
   // Write all of data at offset (write-through); returns the bytes written.
   virtual Result<size_t> write(Handle h, uint64_t offset, std::span<const char> data) = 0;
   virtual Status fsync(Handle h, bool datasync) = 0;
+  // fallocate(2) modes (keep size, punch hole, zero range); ENOTSUP where the source has none.
+  virtual Status fallocate(Handle h, int mode, uint64_t offset, uint64_t length) = 0;
 
   // setattr through a handle when one is given (ftruncate/fchmod), else by path.
   virtual Result<Attr> setattr(const std::string& path, const SetAttr& change, std::optional<Handle> h) = 0;
@@ -113,10 +115,16 @@ class Backend {
   virtual Result<struct statvfs> statfs(const std::string& path) = 0;
   virtual Status access(const std::string& path, int mask) = 0;
 
-  virtual Result<std::string> getxattr(const std::string& path, const std::string& name) = 0;
-  virtual Result<std::vector<std::string>> listxattr(const std::string& path) = 0;
-  virtual Status setxattr(const std::string& path, const std::string& name, const std::string& value, int flags) = 0;
-  virtual Status removexattr(const std::string& path, const std::string& name) = 0;
+  // Extended attributes, by path, or through an open handle when one is given
+  // (a file whose name is gone, still open).
+  virtual Result<std::string> getxattr(const std::string& path, const std::string& name,
+                                       std::optional<Handle> h = std::nullopt) = 0;
+  virtual Result<std::vector<std::string>> listxattr(const std::string& path,
+                                                     std::optional<Handle> h = std::nullopt) = 0;
+  virtual Status setxattr(const std::string& path, const std::string& name, const std::string& value, int flags,
+                          std::optional<Handle> h = std::nullopt) = 0;
+  virtual Status removexattr(const std::string& path, const std::string& name,
+                             std::optional<Handle> h = std::nullopt) = 0;
 };
 
 // An open backend handle shared by a file handle and the I/O it started;

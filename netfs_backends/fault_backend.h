@@ -39,6 +39,9 @@ class FaultBackend final : public Backend {
     return inner_->write(h, offset, data);
   }
   Status fsync(Handle h, bool datasync) override { return inner_->fsync(h, datasync); }
+  Status fallocate(Handle h, int mode, uint64_t offset, uint64_t length) override {
+    return inner_->fallocate(h, mode, offset, length);
+  }
   Result<Attr> setattr(const std::string& path, const SetAttr& change, std::optional<Handle> h) override {
     return inner_->setattr(path, change, h);
   }
@@ -60,15 +63,20 @@ class FaultBackend final : public Backend {
   }
   Result<struct statvfs> statfs(const std::string& path) override { return inner_->statfs(path); }
   Status access(const std::string& path, int mask) override { return inner_->access(path, mask); }
-  Result<std::string> getxattr(const std::string& path, const std::string& name) override {
-    return inner_->getxattr(path, name);
+  Result<std::string> getxattr(const std::string& path, const std::string& name,
+                               std::optional<Handle> h = std::nullopt) override {
+    return inner_->getxattr(path, name, h);
   }
-  Result<std::vector<std::string>> listxattr(const std::string& path) override { return inner_->listxattr(path); }
-  Status setxattr(const std::string& path, const std::string& name, const std::string& value, int flags) override {
-    return inner_->setxattr(path, name, value, flags);
+  Result<std::vector<std::string>> listxattr(const std::string& path, std::optional<Handle> h = std::nullopt) override {
+    return inner_->listxattr(path, h);
   }
-  Status removexattr(const std::string& path, const std::string& name) override {
-    return inner_->removexattr(path, name);
+  Status setxattr(const std::string& path, const std::string& name, const std::string& value, int flags,
+                  std::optional<Handle> h = std::nullopt) override {
+    return inner_->setxattr(path, name, value, flags, h);
+  }
+  Status removexattr(const std::string& path, const std::string& name,
+                     std::optional<Handle> h = std::nullopt) override {
+    return inner_->removexattr(path, name, h);
   }
 
  private:

@@ -13,11 +13,6 @@
 namespace cachefuse::netfs {
 namespace {
 
-#define CHECK_PATH(p)                                                              \
-  do {                                                                             \
-    if (!IsCleanRelativePath(p)) return Status::Invalid("bad path '" + (p) + "'"); \
-  } while (0)
-
 void PutLe64(std::string& out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
 }
@@ -78,20 +73,38 @@ Attr PosixBackend::MakeAttr(const struct stat& st) const {
   return a;
 }
 
+Result<PosixBackend::At> PosixBackend::Resolve(const std::string& path) const {
+  if (!IsCleanRelativePath(path)) return Status::Invalid("bad path '" + path + "'");
+  if (path.empty()) return At{UniqueFd(), root_fd_.get(), "."};
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return At{UniqueFd(), root_fd_.get(), path};
+  // The parent must be a directory of the source reached without any symlink:
+  // a directory swapped for a symlink on the server cannot lead us outside.
+  struct open_how how {};
+  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
+  const std::string parent = path.substr(0, slash);
+  long fd = ::syscall(SYS_openat2, root_fd_.get(), parent.c_str(), &how, sizeof how);
+  if (fd < 0) return ErrnoStatus("resolve " + parent);
+  return At{UniqueFd(static_cast<int>(fd)), static_cast<int>(fd), path.substr(slash + 1)};
+}
+
 Result<Attr> PosixBackend::StatAt(const std::string& path) const {
+  auto at = Resolve(path);
+  if (!at.ok()) return at.status();
   struct stat st {};
-  if (::fstatat(root_fd_.get(), AtName(path), &st, AT_SYMLINK_NOFOLLOW) != 0) return ErrnoStatus("stat " + path);
+  if (::fstatat(at->dirfd, at->leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return ErrnoStatus("stat " + path);
   return MakeAttr(st);
 }
 
 Result<Attr> PosixBackend::stat(const std::string& path) {
-  CHECK_PATH(path);
   return StatAt(path);
 }
 
 Result<std::vector<DirEntry>> PosixBackend::list(const std::string& dir) {
-  CHECK_PATH(dir);
-  int fd = ::openat(root_fd_.get(), AtName(dir), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  auto at = Resolve(dir);
+  if (!at.ok()) return at.status();
+  int fd = ::openat(at->dirfd, at->leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus("opendir " + dir);
   DIR* d = ::fdopendir(fd);
   if (!d) {
@@ -113,23 +126,37 @@ Result<std::vector<DirEntry>> PosixBackend::list(const std::string& dir) {
   return out;
 }
 
+namespace {
+
+// The open(2) flags passed on to the source. The kernel hands FUSE internal
+// bits too (__FMODE_EXEC on execve), which openat2 refuses. O_APPEND is left
+// out: the kernel sends each write with its offset, and the cache must know
+// where the bytes landed. O_DIRECT is the cache's business, not the source's.
+uint64_t SourceOpenFlags(int flags) {
+  constexpr int kPassed = O_ACCMODE | O_TRUNC | O_NONBLOCK | O_SYNC | O_DSYNC | O_NOATIME | O_CREAT | O_EXCL;
+  return static_cast<uint64_t>((flags & kPassed) | O_NOFOLLOW | O_CLOEXEC);
+}
+
+}  // namespace
+
 Result<Handle> PosixBackend::open(const std::string& path, int flags) {
-  CHECK_PATH(path);
-  // O_APPEND is dropped: the kernel sends each write with its offset, and the
-  // cache must know where the bytes landed.
+  if (!IsCleanRelativePath(path)) return Status::Invalid("bad path '" + path + "'");
   struct open_how how {};
-  how.flags = static_cast<uint64_t>((flags & ~(O_APPEND | O_CREAT | O_EXCL | O_DIRECT)) | O_NOFOLLOW | O_CLOEXEC);
-  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+  how.flags = SourceOpenFlags(flags & ~(O_CREAT | O_EXCL));
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
   long fd = ::syscall(SYS_openat2, root_fd_.get(), AtName(path), &how, sizeof how);
   if (fd < 0) return ErrnoStatus("open " + path);
   return static_cast<Handle>(fd);
 }
 
 Result<Handle> PosixBackend::create(const std::string& path, int flags, mode_t mode) {
-  CHECK_PATH(path);
+  if (!IsCleanRelativePath(path)) return Status::Invalid("bad path '" + path + "'");
   if (path.empty()) return Status::FromErrno(EEXIST, "create of the root");
-  int fd =
-      ::openat(root_fd_.get(), path.c_str(), (flags & ~(O_APPEND | O_DIRECT)) | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
+  struct open_how how {};
+  how.flags = SourceOpenFlags(flags) | O_CREAT;
+  how.mode = mode & 07777;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
+  long fd = ::syscall(SYS_openat2, root_fd_.get(), path.c_str(), &how, sizeof how);
   if (fd < 0) return ErrnoStatus("create " + path);
   return static_cast<Handle>(fd);
 }
@@ -172,19 +199,30 @@ Status PosixBackend::fsync(Handle h, bool datasync) {
   return rc == 0 ? Status::Ok() : ErrnoStatus("fsync");
 }
 
+Status PosixBackend::fallocate(Handle h, int mode, uint64_t offset, uint64_t length) {
+  if (::fallocate(static_cast<int>(h), mode, static_cast<off_t>(offset), static_cast<off_t>(length)) != 0) {
+    return ErrnoStatus("fallocate");
+  }
+  return Status::Ok();
+}
+
 Result<Attr> PosixBackend::setattr(const std::string& path, const SetAttr& c, std::optional<Handle> h) {
-  CHECK_PATH(path);
-  const int dfd = root_fd_.get();
-  const char* name = AtName(path);
   const int fd = h ? static_cast<int>(*h) : -1;
+  At at;
+  if (fd < 0) {
+    auto r = Resolve(path);
+    if (!r.ok()) return r.status();
+    at = std::move(r.value());
+  }
+  const char* name = at.leaf.c_str();
   if (c.mode) {
-    int rc = fd >= 0 ? ::fchmod(fd, *c.mode) : ::fchmodat(dfd, name, *c.mode, 0);
+    int rc = fd >= 0 ? ::fchmod(fd, *c.mode) : ::fchmodat(at.dirfd, name, *c.mode, 0);
     if (rc != 0) return ErrnoStatus("chmod " + path);
   }
   if (c.uid || c.gid) {
     uid_t uid = c.uid ? *c.uid : static_cast<uid_t>(-1);
     gid_t gid = c.gid ? *c.gid : static_cast<gid_t>(-1);
-    int rc = fd >= 0 ? ::fchown(fd, uid, gid) : ::fchownat(dfd, name, uid, gid, AT_SYMLINK_NOFOLLOW);
+    int rc = fd >= 0 ? ::fchown(fd, uid, gid) : ::fchownat(at.dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW);
     if (rc != 0) return ErrnoStatus("chown " + path);
   }
   if (c.size) {
@@ -192,7 +230,7 @@ Result<Attr> PosixBackend::setattr(const std::string& path, const SetAttr& c, st
     if (fd >= 0) {
       rc = ::ftruncate(fd, static_cast<off_t>(*c.size));
     } else {
-      UniqueFd tfd(::openat(dfd, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC));
+      UniqueFd tfd(::openat(at.dirfd, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC));
       rc = tfd.valid() ? ::ftruncate(tfd.get(), static_cast<off_t>(*c.size)) : -1;
     }
     if (rc != 0) return ErrnoStatus("truncate " + path);
@@ -201,114 +239,124 @@ Result<Attr> PosixBackend::setattr(const std::string& path, const SetAttr& c, st
     struct timespec times[2];
     times[0] = c.atime ? *c.atime : timespec{0, UTIME_OMIT};
     times[1] = c.mtime ? *c.mtime : timespec{0, UTIME_OMIT};
-    int rc = fd >= 0 ? ::futimens(fd, times) : ::utimensat(dfd, name, times, AT_SYMLINK_NOFOLLOW);
+    int rc = fd >= 0 ? ::futimens(fd, times) : ::utimensat(at.dirfd, name, times, AT_SYMLINK_NOFOLLOW);
     if (rc != 0) return ErrnoStatus("utimens " + path);
   }
   if (fd >= 0) return fstat(*h);
-  return StatAt(path);
+  struct stat st {};
+  if (::fstatat(at.dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return ErrnoStatus("stat " + path);
+  return MakeAttr(st);
 }
 
 Result<Attr> PosixBackend::mkdir(const std::string& path, mode_t mode) {
-  CHECK_PATH(path);
-  if (::mkdirat(root_fd_.get(), AtName(path), mode) != 0) return ErrnoStatus("mkdir " + path);
+  auto at = Resolve(path);
+  if (!at.ok()) return at.status();
+  if (::mkdirat(at->dirfd, at->leaf.c_str(), mode) != 0) return ErrnoStatus("mkdir " + path);
   return StatAt(path);
 }
 
 Result<Attr> PosixBackend::mknod(const std::string& path, mode_t mode, dev_t rdev) {
-  CHECK_PATH(path);
-  if (::mknodat(root_fd_.get(), AtName(path), mode, rdev) != 0) return ErrnoStatus("mknod " + path);
+  auto at = Resolve(path);
+  if (!at.ok()) return at.status();
+  if (::mknodat(at->dirfd, at->leaf.c_str(), mode, rdev) != 0) return ErrnoStatus("mknod " + path);
   return StatAt(path);
 }
 
 Result<Attr> PosixBackend::symlink(const std::string& target, const std::string& path) {
-  CHECK_PATH(path);
-  if (::symlinkat(target.c_str(), root_fd_.get(), AtName(path)) != 0) return ErrnoStatus("symlink " + path);
+  auto at = Resolve(path);
+  if (!at.ok()) return at.status();
+  if (::symlinkat(target.c_str(), at->dirfd, at->leaf.c_str()) != 0) return ErrnoStatus("symlink " + path);
   return StatAt(path);
 }
 
 Result<std::string> PosixBackend::readlink(const std::string& path) {
-  CHECK_PATH(path);
+  auto at = Resolve(path);
+  if (!at.ok()) return at.status();
   std::string buf(PATH_MAX, '\0');
-  ssize_t n = ::readlinkat(root_fd_.get(), AtName(path), buf.data(), buf.size());
+  ssize_t n = ::readlinkat(at->dirfd, at->leaf.c_str(), buf.data(), buf.size());
   if (n < 0) return ErrnoStatus("readlink " + path);
   buf.resize(static_cast<size_t>(n));
   return buf;
 }
 
 Status PosixBackend::unlink(const std::string& path) {
-  CHECK_PATH(path);
-  return ::unlinkat(root_fd_.get(), AtName(path), 0) == 0 ? Status::Ok() : ErrnoStatus("unlink " + path);
+  auto at = Resolve(path);
+  if (!at.ok()) return at.status();
+  return ::unlinkat(at->dirfd, at->leaf.c_str(), 0) == 0 ? Status::Ok() : ErrnoStatus("unlink " + path);
 }
 
 Status PosixBackend::rmdir(const std::string& path) {
-  CHECK_PATH(path);
-  return ::unlinkat(root_fd_.get(), AtName(path), AT_REMOVEDIR) == 0 ? Status::Ok() : ErrnoStatus("rmdir " + path);
+  auto at = Resolve(path);
+  if (!at.ok()) return at.status();
+  return ::unlinkat(at->dirfd, at->leaf.c_str(), AT_REMOVEDIR) == 0 ? Status::Ok() : ErrnoStatus("rmdir " + path);
 }
 
 Status PosixBackend::rename(const std::string& from, const std::string& to, unsigned flags) {
-  CHECK_PATH(from);
-  CHECK_PATH(to);
-  if (::renameat2(root_fd_.get(), AtName(from), root_fd_.get(), AtName(to), flags) != 0) {
+  auto a = Resolve(from);
+  if (!a.ok()) return a.status();
+  auto b = Resolve(to);
+  if (!b.ok()) return b.status();
+  if (::renameat2(a->dirfd, a->leaf.c_str(), b->dirfd, b->leaf.c_str(), flags) != 0) {
     return ErrnoStatus("rename " + from + " -> " + to);
   }
   return Status::Ok();
 }
 
 Result<Attr> PosixBackend::link(const std::string& existing, const std::string& newpath) {
-  CHECK_PATH(existing);
-  CHECK_PATH(newpath);
-  if (::linkat(root_fd_.get(), AtName(existing), root_fd_.get(), AtName(newpath), 0) != 0) {
+  auto a = Resolve(existing);
+  if (!a.ok()) return a.status();
+  auto b = Resolve(newpath);
+  if (!b.ok()) return b.status();
+  if (::linkat(a->dirfd, a->leaf.c_str(), b->dirfd, b->leaf.c_str(), 0) != 0) {
     return ErrnoStatus("link " + existing + " -> " + newpath);
   }
   return StatAt(newpath);
 }
 
 Result<struct statvfs> PosixBackend::statfs(const std::string& path) {
-  CHECK_PATH(path);
+  if (!IsCleanRelativePath(path)) return Status::Invalid("bad path '" + path + "'");
   struct statvfs s {};
   if (::fstatvfs(root_fd_.get(), &s) != 0) return ErrnoStatus("statfs");
   return s;
 }
 
 Status PosixBackend::access(const std::string& path, int mask) {
-  CHECK_PATH(path);
-  return ::faccessat(root_fd_.get(), AtName(path), mask, 0) == 0 ? Status::Ok() : ErrnoStatus("access " + path);
+  auto at = Resolve(path);
+  if (!at.ok()) return at.status();
+  return ::faccessat(at->dirfd, at->leaf.c_str(), mask, 0) == 0 ? Status::Ok() : ErrnoStatus("access " + path);
 }
 
 Result<UniqueFd> PosixBackend::OpenPath(const std::string& path) const {
-  UniqueFd fd(::openat(root_fd_.get(), AtName(path), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  auto at = Resolve(path);
+  if (!at.ok()) return at.status();
+  UniqueFd fd(::openat(at->dirfd, at->leaf.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
   if (!fd.valid()) return ErrnoStatus("open " + path);
   return fd;
 }
 
-Result<std::string> PosixBackend::getxattr(const std::string& path, const std::string& name) {
-  CHECK_PATH(path);
-  auto fd = OpenPath(path);
-  if (!fd.ok()) return fd.status();
-  std::string proc = ProcPath(fd->get());
+namespace {
+
+// The xattr calls through /proc/self/fd/N work for O_PATH fds and open files alike.
+Result<std::string> GetXattrAt(const std::string& proc, const std::string& name, const std::string& what) {
   for (int attempt = 0; attempt < 3; ++attempt) {
     ssize_t n = ::getxattr(proc.c_str(), name.c_str(), nullptr, 0);
-    if (n < 0) return ErrnoStatus("getxattr " + path);
+    if (n < 0) return ErrnoStatus("getxattr " + what);
     std::string value(static_cast<size_t>(n), '\0');
     ssize_t m = ::getxattr(proc.c_str(), name.c_str(), value.data(), value.size());
     if (m >= 0) {
       value.resize(static_cast<size_t>(m));
       return value;
     }
-    if (errno != ERANGE) return ErrnoStatus("getxattr " + path);
+    if (errno != ERANGE) return ErrnoStatus("getxattr " + what);
   }
-  return Status::FromErrno(ERANGE, "getxattr " + path);
+  return Status::FromErrno(ERANGE, "getxattr " + what);
 }
 
-Result<std::vector<std::string>> PosixBackend::listxattr(const std::string& path) {
-  CHECK_PATH(path);
-  auto fd = OpenPath(path);
-  if (!fd.ok()) return fd.status();
-  std::string proc = ProcPath(fd->get());
+Result<std::vector<std::string>> ListXattrAt(const std::string& proc, const std::string& what) {
   std::string buf;
   for (int attempt = 0; attempt < 3; ++attempt) {
     ssize_t n = ::listxattr(proc.c_str(), nullptr, 0);
-    if (n < 0) return ErrnoStatus("listxattr " + path);
+    if (n < 0) return ErrnoStatus("listxattr " + what);
     buf.assign(static_cast<size_t>(n), '\0');
     ssize_t m = ::listxattr(proc.c_str(), buf.data(), buf.size());
     if (m >= 0) {
@@ -322,27 +370,53 @@ Result<std::vector<std::string>> PosixBackend::listxattr(const std::string& path
       }
       return names;
     }
-    if (errno != ERANGE) return ErrnoStatus("listxattr " + path);
+    if (errno != ERANGE) return ErrnoStatus("listxattr " + what);
   }
-  return Status::FromErrno(ERANGE, "listxattr " + path);
+  return Status::FromErrno(ERANGE, "listxattr " + what);
 }
 
-Status PosixBackend::setxattr(const std::string& path, const std::string& name, const std::string& value, int flags) {
-  CHECK_PATH(path);
-  auto fd = OpenPath(path);
-  if (!fd.ok()) return fd.status();
-  if (::setxattr(ProcPath(fd->get()).c_str(), name.c_str(), value.data(), value.size(), flags) != 0) {
-    return ErrnoStatus("setxattr " + path);
+Status SetXattrAt(const std::string& proc, const std::string& name, const std::string& value, int flags,
+                  const std::string& what) {
+  if (::setxattr(proc.c_str(), name.c_str(), value.data(), value.size(), flags) != 0) {
+    return ErrnoStatus("setxattr " + what);
   }
   return Status::Ok();
 }
 
-Status PosixBackend::removexattr(const std::string& path, const std::string& name) {
-  CHECK_PATH(path);
+Status RemoveXattrAt(const std::string& proc, const std::string& name, const std::string& what) {
+  if (::removexattr(proc.c_str(), name.c_str()) != 0) return ErrnoStatus("removexattr " + what);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::string> PosixBackend::getxattr(const std::string& path, const std::string& name, std::optional<Handle> h) {
+  if (h) return GetXattrAt(ProcPath(static_cast<int>(*h)), name, path);
   auto fd = OpenPath(path);
   if (!fd.ok()) return fd.status();
-  if (::removexattr(ProcPath(fd->get()).c_str(), name.c_str()) != 0) return ErrnoStatus("removexattr " + path);
-  return Status::Ok();
+  return GetXattrAt(ProcPath(fd->get()), name, path);
+}
+
+Result<std::vector<std::string>> PosixBackend::listxattr(const std::string& path, std::optional<Handle> h) {
+  if (h) return ListXattrAt(ProcPath(static_cast<int>(*h)), path);
+  auto fd = OpenPath(path);
+  if (!fd.ok()) return fd.status();
+  return ListXattrAt(ProcPath(fd->get()), path);
+}
+
+Status PosixBackend::setxattr(const std::string& path, const std::string& name, const std::string& value, int flags,
+                              std::optional<Handle> h) {
+  if (h) return SetXattrAt(ProcPath(static_cast<int>(*h)), name, value, flags, path);
+  auto fd = OpenPath(path);
+  if (!fd.ok()) return fd.status();
+  return SetXattrAt(ProcPath(fd->get()), name, value, flags, path);
+}
+
+Status PosixBackend::removexattr(const std::string& path, const std::string& name, std::optional<Handle> h) {
+  if (h) return RemoveXattrAt(ProcPath(static_cast<int>(*h)), name, path);
+  auto fd = OpenPath(path);
+  if (!fd.ok()) return fd.status();
+  return RemoveXattrAt(ProcPath(fd->get()), name, path);
 }
 
 }  // namespace cachefuse::netfs

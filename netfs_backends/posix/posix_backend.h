@@ -26,6 +26,7 @@ class PosixBackend final : public Backend {
   Result<size_t> read_range(Handle h, uint64_t offset, std::span<const struct iovec> bufs) override;
   Result<size_t> write(Handle h, uint64_t offset, std::span<const char> data) override;
   Status fsync(Handle h, bool datasync) override;
+  Status fallocate(Handle h, int mode, uint64_t offset, uint64_t length) override;
   Result<Attr> setattr(const std::string& path, const SetAttr& change, std::optional<Handle> h) override;
   Result<Attr> mkdir(const std::string& path, mode_t mode) override;
   Result<Attr> mknod(const std::string& path, mode_t mode, dev_t rdev) override;
@@ -37,10 +38,12 @@ class PosixBackend final : public Backend {
   Result<Attr> link(const std::string& existing, const std::string& newpath) override;
   Result<struct statvfs> statfs(const std::string& path) override;
   Status access(const std::string& path, int mask) override;
-  Result<std::string> getxattr(const std::string& path, const std::string& name) override;
-  Result<std::vector<std::string>> listxattr(const std::string& path) override;
-  Status setxattr(const std::string& path, const std::string& name, const std::string& value, int flags) override;
-  Status removexattr(const std::string& path, const std::string& name) override;
+  Result<std::string> getxattr(const std::string& path, const std::string& name,
+                               std::optional<Handle> h = std::nullopt) override;
+  Result<std::vector<std::string>> listxattr(const std::string& path, std::optional<Handle> h = std::nullopt) override;
+  Status setxattr(const std::string& path, const std::string& name, const std::string& value, int flags,
+                  std::optional<Handle> h = std::nullopt) override;
+  Status removexattr(const std::string& path, const std::string& name, std::optional<Handle> h = std::nullopt) override;
 
   // The token and identity this backend derives from a stat; exposed for tests.
   Attr MakeAttr(const struct stat& st) const;
@@ -51,6 +54,14 @@ class PosixBackend final : public Backend {
 
   // "." for the root, else the path itself: the name to pass to *at() calls.
   static const char* AtName(const std::string& path) { return path.empty() ? "." : path.c_str(); }
+  // A path split into its parent directory (opened beneath the root, without
+  // following any symlink) and its last component; the root is (root, ".").
+  struct At {
+    UniqueFd owned;
+    int dirfd = -1;
+    std::string leaf;
+  };
+  Result<At> Resolve(const std::string& path) const;
   Result<Attr> StatAt(const std::string& path) const;
   // An O_PATH fd of path (final symlink not followed), for xattr calls via /proc.
   Result<UniqueFd> OpenPath(const std::string& path) const;
