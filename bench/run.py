@@ -17,6 +17,11 @@ Jobs:
               (goal: peak RSS < 150 MiB).
   concurrent  8 processes read one cold 256 MiB file at once: wall time and
               bytes fetched from the source / file size.
+  startup     a new mount over a cache of 100,000 small objects (--startup-files):
+              exec-to-answer time of `cachefuse`, time until stats report every
+              object, cold and warm, also after kill -9 (reconcile scan in the
+              background); `find CACHE_DIR -type f` for comparison (goal: < 2 s).
+              Default runs: 5.
 
 Everything it creates lives under --workdir (default /var/tmp/cachefuse-bench):
 a per-invocation run-* directory that is removed at the end, even on Ctrl-C or
@@ -44,9 +49,10 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ALL_JOBS = ["seq", "warmdisk", "readahead", "rss", "concurrent"]
+ALL_JOBS = ["seq", "warmdisk", "readahead", "rss", "concurrent", "startup"]
 SEQ_SETUPS = ["raw", "mergerfs", "rclone", "cachefuse"]
 SEQ_STATES = ["cold", "warm-disk", "warm-ram"]
 REPORTED_KIB = "/sys/module/page_reporting/parameters/reported_kib"
@@ -303,8 +309,8 @@ class Bench:
             except OSError:
                 pass
 
-    def unmount(self, m):
-        """Unmounts one of our mounts and waits for its daemon to exit."""
+    def unmount(self, m, exit_timeout=30):
+        """Unmounts one of our mounts and waits (up to exit_timeout s) for its daemon to exit."""
         if m not in self.mounts:
             return
         dev = next((d for mp, d, _ in mountinfo() if mp == m.mnt), None)
@@ -323,14 +329,15 @@ class Bench:
                 log(f"fusermount3 -u {m.mnt} keeps failing; lazy unmount")
                 self.force_unmount(m.mnt, dev)
         # wait for the daemon to exit on its own (cachefuse persists its maps first)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + exit_timeout
         while m.pid and proc_alive(m.pid) and time.monotonic() < deadline:
             if m.proc is not None and m.proc.poll() is not None:
                 break
             time.sleep(0.1)
         if m.pid and proc_alive(m.pid) and (m.proc is not None or m.mnt in proc_cmdline(m.pid)):
-            log(f"{m.kind} daemon pid {m.pid} still running 30 s after unmount; SIGTERM")
-            self.notes.append(f"{m.kind} daemon pid {m.pid} did not exit within 30 s of unmount; sent SIGTERM")
+            log(f"{m.kind} daemon pid {m.pid} still running {exit_timeout:g} s after unmount; SIGTERM")
+            self.notes.append(f"{m.kind} daemon pid {m.pid} did not exit within {exit_timeout:g} s of unmount; "
+                              f"sent SIGTERM")
             os.kill(m.pid, signal.SIGTERM)
             deadline = time.monotonic() + 5
             while proc_alive(m.pid) and time.monotonic() < deadline:
@@ -358,6 +365,24 @@ class Bench:
         def onerror(func, p, exc):
             log(f"cannot remove {p}: {exc[1]}")
 
+        # Unlink the files of each directory in parallel first: on this disk (ext4 with discard) one unlink
+        # at a time costs ~3 ms, so the 200,000 files of the startup job would take 10 minutes serially.
+        dirs = [root for root, _, files in os.walk(path) if files]
+        if len(dirs) > 1:
+            def unlink_files(d):
+                try:
+                    with os.scandir(d) as it:
+                        for e in it:
+                            if not e.is_dir(follow_symlinks=False):
+                                try:
+                                    os.unlink(e.path)
+                                except OSError:
+                                    pass  # rmtree below reports what is left
+                except OSError:
+                    pass
+
+            with ThreadPoolExecutor(8) as ex:
+                list(ex.map(unlink_files, dirs))
         shutil.rmtree(path, onerror=onerror)
         return True
 
@@ -955,8 +980,543 @@ def job_concurrent(b, a):
     return {"params": {"size": size, "runs": a.runs, "procs": n}, "runs": runs, "verify": verify}
 
 
+# ---- startup: a new mount over a cache of many objects ---------------------------------
+
+STARTUP_DIR_FILES = 1000  # files per source subdirectory
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return None
+
+
+def startup_content(i, size, block):
+    """Content of source file i: its index, then a fixed random block (repeated); distinct per file."""
+    head = f"cachefuse-startup file {i:09d}\n".encode()
+    body = head + block
+    while len(body) < size:
+        body += block
+    return body[:size]
+
+
+def startup_path(root, i):
+    return os.path.join(root, f"d{i // STARTUP_DIR_FILES:04d}", f"f{i:07d}")
+
+
+def make_startup_tree(b, root, n, size, block):
+    """n files of `size` bytes in subdirectories of STARTUP_DIR_FILES files, written from Python directly."""
+    t0 = time.monotonic()
+    for d in range((n + STARTUP_DIR_FILES - 1) // STARTUP_DIR_FILES):
+        os.makedirs(os.path.join(root, f"d{d:04d}"))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    for i in range(n):
+        fd = os.open(startup_path(root, i), flags, 0o644)
+        try:
+            os.write(fd, startup_content(i, size, block))
+        finally:
+            os.close(fd)
+    os.sync()
+    return time.monotonic() - t0
+
+
+def proc_fd_count(pid):
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
+def proc_fd_limit(pid):
+    """The soft RLIMIT_NOFILE of a process (from /proc/PID/limits), or None."""
+    try:
+        with open(f"/proc/{pid}/limits") as f:
+            for line in f:
+                if line.startswith("Max open files"):
+                    return int(line.split()[3])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def read_tree(mnt, n, threads, stop, pid=None, throttle=None):
+    """Reads files 0..n-1 through the mount once with `threads` threads. Samples the daemon's open file
+    descriptors every 0.25 s; with throttle=(high, low) the readers pause while the daemon holds more than
+    `high` descriptors until it is down to `low`. Returns (seconds, bytes, errors, fd samples, paused s)."""
+    errors = []
+    total = [0] * threads
+    done = [0] * threads
+    go = threading.Event()
+    go.set()
+    samples = []
+    paused = [0.0]
+
+    def worker(k):
+        try:
+            for i in range(k, n, threads):
+                if not go.is_set():
+                    go.wait()
+                if stop.is_set():
+                    return
+                try:
+                    with open(startup_path(mnt, i), "rb", buffering=0) as f:
+                        while True:
+                            x = f.read(1 << 20)
+                            if not x:
+                                break
+                            total[k] += len(x)
+                except OSError as e:
+                    errors.append((time.monotonic(), sum(done), f"{startup_path(mnt, i)}: {e}"))
+                    if len(errors) > 20:
+                        stop.set()
+                        return
+                done[k] += 1
+        finally:
+            go.set()
+
+    def monitor():
+        while not stop.is_set():
+            fds = proc_fd_count(pid) if pid else None
+            now = time.monotonic() - t0
+            samples.append((round(now, 2), sum(done), fds))
+            if throttle and fds is not None:
+                if go.is_set() and fds > throttle[0]:
+                    go.clear()
+                    t_pause = time.monotonic()
+                elif not go.is_set() and fds <= throttle[1]:
+                    go.set()
+                    paused[0] += time.monotonic() - t_pause
+            stop.wait(0.25)
+        go.set()
+
+    t0 = time.monotonic()
+    mon = threading.Thread(target=monitor, daemon=True)
+    mon.start()
+    ts = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(threads)]
+    for t in ts:
+        t.start()
+    try:
+        for t in ts:
+            while t.is_alive():
+                t.join(0.5)
+    finally:
+        stop.set()
+        go.set()
+        mon.join(5)
+    errs = [f"after {t - t0:.1f} s, {d:,} files read: {e}" for t, d, e in errors]
+    return time.monotonic() - t0, sum(total), errs, samples, paused[0]
+
+
+def ctl_try(b, what, mnt, timeout=20):
+    """cachefusectl WHAT MNT --json; None instead of an exception when it does not answer (yet)."""
+    try:
+        r = subprocess.run([b.bin_ctl, what, mnt, "--json"], capture_output=True, text=True, timeout=timeout,
+                           stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return None
+    if r.returncode != 0:
+        return None
+    try:
+        return json.loads(r.stdout)
+    except ValueError:
+        return None
+
+
+def check_sample(b, mnt, n, size, block, count=200):
+    """Reads `count` files spread over the tree through the mount and compares them with what was written.
+    Returns (mismatches, max latency s, backend bytes during the reads)."""
+    st0 = ctl_try(b, "stats", mnt) or {}
+    bad = []
+    worst = 0.0
+    step = max(1, n // count)
+    for i in range(0, n, step):
+        t0 = time.monotonic()
+        try:
+            with open(startup_path(mnt, i), "rb", buffering=0) as f:
+                got = f.read(size + 1)
+        except OSError as e:
+            got = None
+            bad.append(f"f{i:07d}: {e}")
+        worst = max(worst, time.monotonic() - t0)
+        if got is not None and got != startup_content(i, size, block):
+            bad.append(f"f{i:07d}: content differs ({len(got)} bytes read)")
+    st1 = ctl_try(b, "stats", mnt) or {}
+    backend = (st1.get("bytes.from_backend") - st0.get("bytes.from_backend")
+               if isinstance(st1.get("bytes.from_backend"), int) and isinstance(st0.get("bytes.from_backend"), int)
+               else None)
+    return bad, worst, backend
+
+
+def startup_mount(b, src, mnt, cache_dir, n, objects_timeout, wait_objects=True):
+    """Mounts cachefuse and times it: exec to return of `cachefuse SRC MNT -o cache_dir=DIR` (it returns once
+    the mount answers), to the first answer of `cachefusectl stats`, and to a stats answer with
+    cache.objects == n. Returns (Mount, figures)."""
+    os.makedirs(mnt, exist_ok=True)
+    argv = [b.bin_cachefuse, src, mnt, "-o", f"cache_dir={cache_dir}"]
+    errf = open(os.path.join(b.rundir, "startup-mount.err"), "w+")
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf)
+    try:
+        rc = p.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        rc = None
+    t_return = time.monotonic() - t0
+    errf.seek(0)
+    err = errf.read().strip()
+    errf.close()
+    if rc != 0 or not is_mounted(mnt):
+        if is_mounted(mnt):
+            b.force_unmount(mnt)
+        raise StepFailed(f"cachefuse mount {'timed out after 120 s' if rc is None else f'failed (rc {rc})'} "
+                         f"after {t_return:.2f} s: {b.show(argv)}: {err[-400:]}")
+    m = Mount("cachefuse", mnt, src, cache_dir, argv=argv)
+    m.t0 = t0
+    b.mounts.append(m)
+    x = {"mount_s": t_return}
+    # the mount answers: a lookup and a read of one file
+    t1 = time.monotonic()
+    try:
+        with open(startup_path(mnt, n // 2), "rb", buffering=0) as f:
+            f.read(1 << 16)
+        x["first_read_s"] = time.monotonic() - t0
+        x["first_read_only_s"] = time.monotonic() - t1
+    except OSError as e:
+        x["first_read_error"] = str(e)
+    # cachefusectl stats until it reports all objects
+    first = None
+    last = None
+    deadline = time.monotonic() + objects_timeout
+    while True:
+        s = ctl_try(b, "stats", mnt)
+        now = time.monotonic() - t0
+        if s is not None:
+            last = s
+            if first is None:
+                first = now
+                x["stats_first_s"] = now
+                x["objects_at_first_stats"] = s.get("cache.objects")
+            if s.get("cache.objects") == n:
+                x["stats_objects_s"] = now
+                break
+            if not wait_objects:
+                break
+        if time.monotonic() > deadline:
+            x["stats_objects_s"] = None
+            break
+        time.sleep(0.02 if s is not None else 0.005)
+    x["objects"] = (last or {}).get("cache.objects")
+    x["bytes_used"] = (last or {}).get("cache.bytes_used")
+    st = ctl_try(b, "status", mnt) or {}
+    m.pid = st.get("pid")
+    if m.pid:
+        x["daemon_rss_mib"] = round(proc_status_kib(m.pid).get("VmRSS", 0) / 1024, 1)
+        x["daemon_cpu_s"] = proc_cpu_seconds(m.pid)
+    x["inodes"] = st.get("inodes")
+    return m, x
+
+
+def index_listing(cache_dir):
+    d = os.path.join(cache_dir, "index")
+    try:
+        return {name: os.lstat(os.path.join(d, name)).st_size for name in sorted(os.listdir(d))}
+    except OSError as e:
+        return {"error": str(e)}
+
+
+def count_cache_files(cache_dir):
+    """(regular files under CACHE_DIR, data objects = 32-hex names under volumes/)."""
+    files = objs = 0
+    for root, _, names in os.walk(cache_dir):
+        for nm in names:
+            files += 1
+            if len(nm) == 32 and all(c in "0123456789abcdef" for c in nm) and os.sep + "volumes" + os.sep in root + os.sep:
+                objs += 1
+    return files, objs
+
+
+def job_startup(b, a):
+    n = a.startup_files
+    size = a.startup_file_size
+    runs_n = a.startup_runs
+    base = b.mkdirs("startup")
+    src = os.path.join(base, "src")
+    cache = os.path.join(base, "cache")
+    mnt = os.path.join(base, "mnt")
+    os.makedirs(src)
+    per_file = max(size, 4096) + 4096  # data blocks + cache xattr/inode slack
+    b.disk_check(2 * n * per_file + 64 * MiB)
+    st = os.statvfs(base)
+    if st.f_favail < 2.2 * n + 1000:
+        raise StepFailed(f"{base}: {st.f_favail:,} free inodes, needs about {int(2.2 * n):,}")
+    info = {"loadavg_job_start": loadavg()}
+    notes = b.notes
+    block = os.urandom(8192)
+
+    log(f"startup: writing {n:,} files of {fmt_size(size)} under {src}")
+    b.record("source tree (written from Python: one open/write/close per file, then sync)",
+             f"{n:,} files of {size:,} bytes: $W/startup/src/dNNNN/fNNNNNNN, {STARTUP_DIR_FILES} per directory")
+    info["make_tree_s"] = round(make_startup_tree(b, src, n, size, block), 1)
+    log(f"  {info['make_tree_s']} s")
+
+    # ---- fill the cache through a mount with a fresh cache dir
+    m = b.mount_cachefuse(src, mnt, cache)
+    b.record("mount with a fresh cache dir (fill)", m.argv)
+    b.record("fill: read every file through the mount once",
+             f"Python open/read/close of each file, {a.startup_threads} threads")
+    fd_limit = proc_fd_limit(m.pid) if m.pid else None
+    throttle = None
+    if a.startup_fd_throttle and fd_limit:
+        # cachefuse keeps each cache object's file open until it has been synced and idle for a while;
+        # reading faster than it syncs runs the daemon out of descriptors (EMFILE to the reader).
+        throttle = (int(fd_limit * 0.7), int(fd_limit * 0.4))
+        b.record("fill pacing", f"the readers pause while the daemon holds more than {throttle[0]:,} open files "
+                                f"(70 % of its RLIMIT_NOFILE {fd_limit:,}) until it is down to {throttle[1]:,}")
+    log(f"startup: reading all {n:,} files through the mount ({a.startup_threads} threads); daemon RLIMIT_NOFILE "
+        f"{fd_limit}" + (f", pausing above {throttle[0]:,} open files" if throttle else ""))
+    stop = threading.Event()
+    secs, nbytes, errors, fd_samples, paused = read_tree(mnt, n, a.startup_threads, stop, m.pid, throttle)
+    info["fill_read_s"] = round(secs, 1)
+    info["fill_files_per_s"] = round(n / secs) if secs else None
+    info["fill_bytes"] = nbytes
+    info["fill_paused_s"] = round(paused, 1)
+    info["daemon_fd_limit"] = fd_limit
+    info["fill_throttle"] = throttle
+    info["fill_fd_max"] = max([f for _, _, f in fd_samples if f is not None], default=None)
+    info["fill_fd_samples"] = fd_samples[::max(1, len(fd_samples) // 100)]
+    log(f"  {secs:.1f} s ({n / secs:,.0f} files/s), {nbytes:,} bytes, {len(errors)} errors; daemon open files "
+        f"max {info['fill_fd_max']}, readers paused {paused:.1f} s")
+    if errors:
+        info["fill_errors"] = errors[:5]
+        notes.append(f"reading {n:,} files through the mount failed: {len(errors)} errors, first: {errors[0]}; "
+                     f"the daemon had {fd_samples[-1][2] if fd_samples else '?'} files open (RLIMIT_NOFILE "
+                     f"{fd_limit}); open-file samples (s, files read, daemon fds): {fd_samples[-8:]}")
+        raise StepFailed(f"reading the tree through the mount failed: {errors[:3]}")
+    if nbytes != n * size:
+        notes.append(f"the fill read {nbytes:,} bytes through the mount, expected {n * size:,}")
+    b.record("wait until the cache holds every file", f"poll `{b.show([b.bin_ctl, 'stats', mnt, '--json'])}` "
+             f"until cache.objects == {n} (at most {a.startup_wait:g} s)")
+    t0 = time.monotonic()
+    timeline = []
+    while True:
+        s = b.ctl("stats", mnt)
+        el = time.monotonic() - t0
+        timeline.append((round(el, 1), s.get("cache.objects")))
+        if s.get("cache.objects") == n and s.get("io.submitted") == s.get("io.completed"):
+            info["fill_objects_wait_s"] = round(el, 1)
+            break
+        if el > a.startup_wait:
+            info["fill_objects_wait_s"] = None
+            notes.append(f"after the fill, cache.objects was {s.get('cache.objects')} (not {n}) {a.startup_wait:g} s "
+                         f"after the last read; io.submitted {s.get('io.submitted')}, io.completed "
+                         f"{s.get('io.completed')}, bytes.to_cache {s.get('bytes.to_cache')}, cache.errors "
+                         f"{s.get('cache.errors')}, cache.state {s.get('cache.state')}")
+            break
+        time.sleep(0.5)
+    info["fill_stats"] = {k: s.get(k) for k in ("cache.objects", "cache.bytes_used", "bytes.to_cache",
+                                                "bytes.from_backend", "read.miss", "cache.errors", "cache.state",
+                                                "objects.discarded", "cull.objects")}
+    log(f"  cache.objects {s.get('cache.objects')} after {el:.1f} s, cache.bytes_used {s.get('cache.bytes_used')}")
+    bad, _, _ = check_sample(b, mnt, n, size, block)
+    info["verify_fill"] = "ok" if not bad else f"{len(bad)} bad: {bad[:3]}"
+    b.record("unmount (clean stop; the daemon writes its index and exits)", f"fusermount3 -u {b.show([mnt])}")
+    log("  clean unmount (the daemon persists what it has not flushed yet, then its index)")
+    s_before = b.ctl("stats", mnt)
+    t0 = time.monotonic()
+    pid = m.pid
+    b.unmount(m, exit_timeout=a.startup_stop_timeout)
+    info["clean_stop_s"] = round(time.monotonic() - t0, 2)
+    info["stats_before_stop"] = {k: s_before.get(k) for k in ("io.submitted", "io.completed", "cookies.in_use",
+                                                               "cache.objects")}
+    if pid and proc_alive(pid):
+        notes.append(f"the daemon (pid {pid}) was still alive after the fill's unmount")
+    info["index_after_fill"] = index_listing(cache)
+    clean = os.path.join(cache, "index", "CLEAN")
+    b.record("check", f"test -e {b.show([clean])}")
+    info["clean_after_fill"] = os.path.exists(clean)
+    if not info["clean_after_fill"]:
+        notes.append(f"no index/CLEAN after the clean unmount of the filled cache; index/ holds {info['index_after_fill']}")
+    files, objs = count_cache_files(cache)
+    info["cache_files"] = files
+    info["cache_data_objects"] = objs
+    if objs != n:
+        notes.append(f"the cache dir holds {objs:,} data objects for {n:,} source files")
+    log(f"  clean stop {info['clean_stop_s']} s; index/CLEAN {'present' if info['clean_after_fill'] else 'MISSING'}; "
+        f"{objs:,} data objects, {files:,} files in the cache dir; index {info['index_after_fill']}")
+
+    # ---- timed starts
+    b.record("timed start (wall time from exec to return; it returns once the mount answers)",
+             b.show([b.bin_cachefuse, src, mnt, "-o", f"cache_dir={cache}"]))
+    b.record("then: one file read through the mount; then until it reports every object",
+             f"open/read of one file; then `{b.show([b.bin_ctl, 'stats', mnt, '--json'])}` in a loop until "
+             f"cache.objects == {n}")
+    b.record("scan cost for comparison (page cache dropped first)", f"find {b.show([cache])} -type f | wc -l")
+    b.record("scan with a stat of every file, like the reconcile after an unclean stop (page cache dropped first)",
+             f"find {b.show([cache])} -type f -printf '%b\\n' | wc -l")
+    runs = []
+    for r in range(runs_n):
+        run = {}
+        for state in ("cold", "warm"):
+            settle = b.drop_caches() if state == "cold" else None
+            res = {}
+
+            def go():
+                mm, x = startup_mount(b, src, mnt, cache, n, a.startup_objects_timeout)
+                res["m"] = mm
+                return x
+
+            x = b.measured(go)
+            m = res["m"]
+            if settle:
+                x.update(settle)
+            t0 = time.monotonic()
+            b.unmount(m)
+            x["stop_s"] = round(time.monotonic() - t0, 2)
+            x["clean_after"] = os.path.exists(clean)
+            if not x["clean_after"]:
+                notes.append(f"run {r + 1} {state}: no index/CLEAN after a clean unmount")
+            if x.get("stats_objects_s") is None:
+                notes.append(f"run {r + 1} {state}: cachefusectl stats did not report cache.objects == {n} within "
+                             f"{a.startup_objects_timeout:g} s (last: {x.get('objects')})")
+            if x.get("objects_at_first_stats") != n:
+                notes.append(f"run {r + 1} {state}: the first stats answer reported cache.objects "
+                             f"{x.get('objects_at_first_stats')}, not {n}")
+            run[state] = x
+            log(f"startup run {r + 1}/{runs_n} {state}: mount returned in {x['mount_s']:.3f} s, first read at "
+                f"{f2(x.get('first_read_s'))} s, stats at {f2(x.get('stats_first_s'))} s (objects "
+                f"{x.get('objects_at_first_stats')}), objects == N at {f2(x.get('stats_objects_s'))} s; "
+                f"RSS {x.get('daemon_rss_mib')} MiB; stop {x['stop_s']} s")
+        settle = b.drop_caches()
+        argv = ["sh", "-c", f"find {shlex.quote(cache)} -type f | wc -l"]
+        rc, out, err, secs = b.run_reader(argv, 600)
+        run["find"] = dict(settle, secs=secs, count=int(out.strip()) if rc == 0 and out.strip().isdigit() else None)
+        settle = b.drop_caches()
+        argv = ["sh", "-c", f"find {shlex.quote(cache)} -type f -printf '%b\\n' | wc -l"]
+        rc, out, err, secs2 = b.run_reader(argv, 600)
+        run["find_stat"] = dict(settle, secs=secs2, count=int(out.strip()) if rc == 0 and out.strip().isdigit() else None)
+        log(f"startup run {r + 1}/{runs_n}: find CACHE_DIR -type f | wc -l: {run['find']['count']} in {secs:.2f} s; "
+            f"with a stat of each: {secs2:.2f} s")
+        runs.append(run)
+
+    # ---- an unclean stop: kill -9, umount -l, then a new mount while the reconcile scan runs
+    log("startup: unclean stop (kill -9), then a new mount")
+    m, x0 = startup_mount(b, src, mnt, cache, n, a.startup_objects_timeout)
+    pid = m.pid
+    b.record("unclean stop", f"kill -9 <daemon pid>; umount -l {b.show([mnt])}")
+    unclean = {"objects_before_kill": x0.get("objects")}
+    if not pid:
+        raise StepFailed("no daemon pid from cachefusectl status; cannot test the unclean stop")
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while proc_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    subprocess.run(["umount", "-l", mnt], capture_output=True, timeout=30)
+    if is_mounted(mnt):
+        b.force_unmount(mnt)
+    b.mounts.remove(m)
+    sock = f"/run/cachefuse/{pid}.sock"
+    if os.path.exists(sock) and not proc_alive(pid):
+        try:  # the killed daemon's control socket (it had no chance to remove it)
+            os.unlink(sock)
+        except OSError:
+            pass
+    unclean["clean_after_kill"] = os.path.exists(clean)
+    unclean["index_after_kill"] = index_listing(cache)
+    if unclean["clean_after_kill"]:
+        notes.append("index/CLEAN existed after kill -9 of a running daemon (a reconcile scan will not run)")
+    settle = b.drop_caches()
+    unclean.update(settle)
+    m, x = startup_mount(b, src, mnt, cache, n, a.startup_objects_timeout, wait_objects=False)
+    unclean.update(x)
+    # while the reconcile scan runs: do reads answer? Then poll stats until the count settles and the daemon is idle.
+    bad, worst, backend = check_sample(b, mnt, n, size, block, count=100)
+    unclean["sample_read_max_s"] = worst
+    unclean["sample_bad"] = bad[:5]
+    unclean["sample_backend_bytes"] = backend
+    t_mount = m.t0  # the exec instant
+    tl = [(round(x["stats_first_s"], 2), x.get("objects_at_first_stats"), x.get("bytes_used"), None)] \
+        if x.get("stats_first_s") is not None else []
+    last_obj = x.get("objects_at_first_stats")
+    last_change = x.get("stats_first_s")
+    settled = None
+    cpu_hist = []
+    deadline = time.monotonic() + a.startup_reconcile_timeout
+    while time.monotonic() < deadline:
+        s = ctl_try(b, "stats", mnt)
+        now = time.monotonic() - t_mount
+        cpu = proc_cpu_seconds(m.pid) if m.pid else None
+        obj = (s or {}).get("cache.objects")
+        if not tl or obj != tl[-1][1] or (s or {}).get("cache.bytes_used") != tl[-1][2]:
+            tl.append((round(now, 2), obj, (s or {}).get("cache.bytes_used"), cpu))
+        if obj != last_obj:
+            last_obj, last_change = obj, now
+        cpu_hist.append((now, cpu))
+        # idle: the daemon used < 0.05 CPU s over the last second
+        idle = False
+        old = [c for t, c in cpu_hist if now - t >= 1.0]
+        if old and cpu is not None and old[-1] is not None:
+            idle = cpu - old[-1] < 0.05
+        if obj == n and idle and now - last_change >= 2.0:
+            settled = last_change
+            unclean["idle_from_s"] = now
+            break
+        time.sleep(0.1)
+    unclean["objects_settled_s"] = settled
+    unclean["timeline"] = tl[:200]
+    unclean["objects_final"] = last_obj
+    unclean["daemon_cpu_total_s"] = proc_cpu_seconds(m.pid) if m.pid else None
+    # the busy period of the daemon: last instant its CPU moved by >= 0.05 s in 1 s
+    busy = None
+    for i in range(len(cpu_hist)):
+        t, c = cpu_hist[i]
+        prev = [cc for tt, cc in cpu_hist[:i] if t - tt >= 1.0]
+        if prev and c is not None and prev[-1] is not None and c - prev[-1] >= 0.05:
+            busy = t
+    unclean["daemon_busy_until_s"] = busy
+    if settled is None:
+        notes.append(f"after the unclean stop, cache.objects did not settle at {n} with the daemon idle within "
+                     f"{a.startup_reconcile_timeout:g} s (last {last_obj}; timeline {tl[-5:]})")
+    log(f"  unclean: mount returned in {x['mount_s']:.3f} s, stats at {f2(x.get('stats_first_s'))} s "
+        f"(objects {x.get('objects_at_first_stats')}), sample reads max {worst * 1000:.1f} ms ({len(bad)} bad), "
+        f"objects settled at {last_obj} from {f2(settled)} s, daemon busy until {f2(busy)} s")
+    t0 = time.monotonic()
+    b.unmount(m)
+    unclean["stop_s"] = round(time.monotonic() - t0, 2)
+    unclean["clean_after_reconcile"] = os.path.exists(clean)
+    unclean["index_after_reconcile"] = index_listing(cache)
+    if not unclean["clean_after_reconcile"]:
+        notes.append("no index/CLEAN after the clean unmount that followed the reconcile")
+    # and a clean start after that: the index must still describe every object
+    m, x = startup_mount(b, src, mnt, cache, n, a.startup_objects_timeout)
+    bad2, worst2, backend2 = check_sample(b, mnt, n, size, block, count=100)
+    x["sample_bad"] = bad2[:5]
+    x["sample_read_max_s"] = worst2
+    x["sample_backend_bytes"] = backend2
+    b.unmount(m)
+    unclean["after"] = x
+    if x.get("objects_at_first_stats") != n:
+        notes.append(f"the clean start after the reconcile reported cache.objects {x.get('objects_at_first_stats')}, "
+                     f"not {n}")
+    if bad or bad2:
+        notes.append(f"content check after the restarts: {bad[:3] + bad2[:3]}")
+    if backend2:
+        notes.append(f"reads after the restarts fetched {backend2:,} bytes from the source although cached")
+    log(f"  clean start after the reconcile: {x['mount_s']:.3f} s, objects {x.get('objects_at_first_stats')}")
+
+    info["loadavg_job_end"] = loadavg()
+    log(f"startup: removing the {2 * n:,} files of the source tree and the cache")
+    t0 = time.monotonic()
+    b.safe_rmtree(base)
+    info["cleanup_s"] = round(time.monotonic() - t0, 1)
+    return {"params": {"files": n, "file_size": size, "runs": runs_n, "threads": a.startup_threads},
+            "info": info, "runs": runs, "unclean": unclean}
+
+
 JOB_FUNCS = {"seq": job_seq, "warmdisk": job_warmdisk, "readahead": job_readahead, "rss": job_rss,
-             "concurrent": job_concurrent}
+             "concurrent": job_concurrent, "startup": job_startup}
 
 
 # --------------------------------------------------------------------------------------
@@ -1068,6 +1628,10 @@ def md_meta(res):
             lines.append("")
             lines.append(f"> **Warning:** page reporting moved a lot during {rep['flagged']} measurement(s) "
                          f"(largest {rep.get('max_mib')} MiB); those figures are likely low.")
+        lines.append("")
+    if res.get("loadavg_start"):
+        lines.append(f"Load average (1/5/15 min) at the job's start: {res['loadavg_start']}, at its end: "
+                     f"{res.get('loadavg_end')}.")
         lines.append("")
     for n in res.get("notes", []):
         lines.append(f"> Note: {n}")
@@ -1318,11 +1882,146 @@ def render_concurrent(res):
     return L
 
 
+def render_startup(res):
+    p = res["params"]
+    runs = res["runs"]
+    info = res.get("info", {})
+    u = res.get("unclean", {})
+    n = p["files"]
+    L = [f"Goal (issue acceptance): with {n:,} objects in the cache, a new mount answers in under 2 s. The cache "
+         f"keeps a persistent LRU index in `CACHE_DIR/index/`, so a start after a clean stop must not scan the "
+         f"tree. Set-up (untimed): a source tree of {n:,} files of {fmt_size(p['file_size'])} "
+         f"({STARTUP_DIR_FILES} per directory); a cachefuse mount with a fresh cache dir; every file read once "
+         f"through it ({p.get('threads', 2)} threads); wait until `cachefusectl stats` reports cache.objects = "
+         f"{n:,}; clean unmount; check that `index/CLEAN` exists. Then {len(runs)} run(s), each: COLD = page "
+         f"cache dropped, then `cachefuse SRC MNT -o cache_dir=DIR` timed from exec to its return (it returns "
+         f"only once the mount answers), then one file read through the mount, then `cachefusectl stats` in a "
+         f"loop until it reports cache.objects = {n:,} (all times from the exec), clean unmount; WARM = the same "
+         f"again at once (index in the page cache); then, for comparison, what a scan of the tree costs: "
+         f"`find CACHE_DIR -type f | wc -l` with the page cache dropped. Seconds; median / max over the runs.", ""]
+    mm = lambda vals: f"{f2(median(vals))} / {f2(max([v for v in vals if v is not None], default=None))}"
+    L.append("| start | mount returns (exec → return) | first file read | first stats answer | stats reports "
+             f"{n:,} objects | objects at first answer | daemon CPU s by then | daemon RSS after start | "
+             f"clean stop (unmount → exit) |")
+    L.append("|---|---|---|---|---|---|---|---|---|")
+    for state in ("cold", "warm"):
+        xs = [run[state] for run in runs if state in run]
+        if not xs:
+            continue
+        objs = sorted({x.get("objects_at_first_stats") for x in xs}, key=lambda v: (v is None, v))
+        L.append(f"| {state.upper()} | {mm([x.get('mount_s') for x in xs])} | {mm([x.get('first_read_s') for x in xs])} | "
+                 f"{mm([x.get('stats_first_s') for x in xs])} | {mm([x.get('stats_objects_s') for x in xs])} | "
+                 f"{', '.join(f'{o:,}' if isinstance(o, int) else str(o) for o in objs)} | "
+                 f"{mm([x.get('daemon_cpu_s') for x in xs])} | {f1(median([x.get('daemon_rss_mib') for x in xs]))} MiB | {mm([x.get('stop_s') for x in xs])} |")
+    fs = [run["find"] for run in runs if "find" in run]
+    counts = sorted({f.get("count") for f in fs}, key=lambda v: (v is None, v))
+    L.append(f"| scan: `find CACHE_DIR -type f \\| wc -l`, page cache dropped | {mm([f.get('secs') for f in fs])} | "
+             f"– | – | – | {', '.join(f'{c:,}' if isinstance(c, int) else str(c) for c in counts)} files | – | – | – |")
+    fs2 = [run["find_stat"] for run in runs if "find_stat" in run]
+    if fs2:
+        L.append(f"| scan with a stat of each file (`find … -printf '%b\\n'`), page cache dropped | "
+                 f"{mm([f.get('secs') for f in fs2])} | – | – | – | – | – | – | – |")
+    L.append("")
+    allm = [run[s].get("mount_s") for run in runs for s in ("cold", "warm") if s in run]
+    allo = [run[s].get("stats_objects_s") for run in runs for s in ("cold", "warm") if s in run]
+    worst_m = max([v for v in allm if v is not None], default=None)
+    worst_o = None if (not allo or None in allo) else max(allo)
+    cleans = [run[s].get("clean_after") for run in runs for s in ("cold", "warm") if s in run]
+    L.append(f"Worst time until the mount answers, over all {len(allm)} timed starts: **{f2(worst_m)} s** — "
+             f"goal < 2 s: {pf(worst_m is not None and worst_m < 2)}. Worst time until `cachefusectl stats` "
+             f"reports all {n:,} objects: **{f2(worst_o)} s** ({pf(worst_o is not None and worst_o < 2)} against the "
+             f"same 2 s). `index/CLEAN` present after the fill's clean unmount: "
+             f"{'yes' if info.get('clean_after_fill') else '**no**'}; after each timed start's clean unmount: "
+             f"{sum(1 for c in cleans if c)} of {len(cleans)}.")
+    L.append("")
+    if u:
+        L.append(f"**After an unclean stop** (a mount started, `kill -9` of its daemon, `umount -l`; page cache "
+                 f"dropped; then a new mount while the reconcile scan runs in the background; times from the exec):")
+        L.append("")
+        L.append("| | |")
+        L.append("|---|---|")
+        L.append(f"| `index/CLEAN` after the kill (expected: absent) | {'present' if u.get('clean_after_kill') else 'absent'} |")
+        L.append(f"| mount returns (exec → return) | **{f2(u.get('mount_s'))} s** — goal < 2 s: "
+                 f"{pf(u.get('mount_s') is not None and u['mount_s'] < 2)} |")
+        L.append(f"| first file read done | {f2(u.get('first_read_s'))} s |")
+        L.append(f"| first `cachefusectl stats` answer | {f2(u.get('stats_first_s'))} s, cache.objects "
+                 f"{u.get('objects_at_first_stats')} |")
+        L.append(f"| 100 files read through the mount during the scan: slowest read, content | "
+                 f"{f1(u['sample_read_max_s'] * 1000 if u.get('sample_read_max_s') is not None else None)} ms, "
+                 f"{'ok' if not u.get('sample_bad') else u.get('sample_bad')}; "
+                 f"{u.get('sample_backend_bytes')} bytes from the source |")
+        L.append(f"| cache.objects settled at | {u.get('objects_final')} from {f2(u.get('objects_settled_s'))} s "
+                 f"(unchanged since, daemon idle) |")
+        busy = u.get("daemon_busy_until_s")
+        L.append(f"| daemon busy (≥ 0.05 CPU s in a 1 s window) until | "
+                 + (f"{f2(busy)} s" if busy is not None else "never after the first reads")
+                 + f" (its CPU time in all: {f2(u.get('daemon_cpu_total_s'))} s) |")
+        L.append(f"| `index/CLEAN` after the clean unmount that followed | "
+                 f"{'present' if u.get('clean_after_reconcile') else '**absent**'} |")
+        af = u.get("after", {})
+        if af:
+            L.append(f"| a clean start after that: mount returns / objects / stats reports all | "
+                     f"{f2(af.get('mount_s'))} s / {af.get('objects_at_first_stats')} / {f2(af.get('stats_objects_s'))} s; "
+                     f"100 files read back: {'ok' if not af.get('sample_bad') else af.get('sample_bad')}, "
+                     f"{af.get('sample_backend_bytes')} bytes from the source |")
+        L.append("")
+        tl = u.get("timeline") or []
+        if tl:
+            L.append("<details><summary>cache.objects / cache.bytes_used / daemon CPU s after the unclean stop "
+                     "(each change)</summary>")
+            L.append("")
+            L.append("| s after exec | cache.objects | cache.bytes_used | daemon CPU s |")
+            L.append("|---|---|---|---|")
+            for t, o, bu, c in tl[:60]:
+                L.append(f"| {f2(t)} | {o} | {bu} | {f2(c)} |")
+            L += ["", "</details>", ""]
+    fst = info.get("fill_stats", {})
+    idx = info.get("index_after_fill", {})
+    if info.get("fill_throttle"):
+        L.append(f"Fill pacing: cachefuse keeps the backing file of every cache object it wrote open until the "
+                 f"object is synced and has been idle for 2 s. When files are read faster than the daemon syncs and "
+                 f"closes them, it runs out of descriptors and the reader's open() fails with EMFILE (`Too many open "
+                 f"files`). So the fill pauses its readers while the daemon holds more than "
+                 f"{info['fill_throttle'][0]:,} open files (its RLIMIT_NOFILE is {info.get('daemon_fd_limit'):,}) "
+                 f"until it is down to {info['fill_throttle'][1]:,}. In this run the readers paused "
+                 f"{f1(info.get('fill_paused_s'))} s in all; the daemon's open files peaked at "
+                 f"{info.get('fill_fd_max'):,}. This shapes only the set-up, not the timed starts.")
+        L.append("")
+    L.append(f"Set-up figures: source tree written in {f1(info.get('make_tree_s'))} s; fill read "
+             f"{f1(info.get('fill_read_s'))} s ({f0(info.get('fill_files_per_s'))} files/s); cache.objects reached "
+             f"{fst.get('cache.objects')} {f1(info.get('fill_objects_wait_s'))} s after the last read "
+             f"(cache.bytes_used {fst.get('cache.bytes_used')}, cache.errors {fst.get('cache.errors')}); content of "
+             f"200 files read through the mount: {info.get('verify_fill')}; the clean stop right after the fill "
+             f"(`fusermount3 -u` until the daemon exits; it persists the objects it has not flushed yet) took "
+             f"**{f2(info.get('clean_stop_s'))} s**; cache dir: {info.get('cache_data_objects')} data objects, "
+             f"{info.get('cache_files')} regular files; `index/`: "
+             + ", ".join(f"`{k}` {v:,} B" if isinstance(v, int) else f"{k} {v}" for k, v in idx.items())
+             + f". Removing the {2 * n:,} files took {f1(info.get('cleanup_s'))} s.")
+    L.append("")
+    L.append("<details><summary>Per-run seconds (f = page reporting moved a lot during the start)</summary>")
+    L.append("")
+    L.append("| run | start | mount returns | first read | first stats | all objects | daemon CPU s | RSS MiB | stop | "
+             "find / with stat |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|")
+    for i, run in enumerate(runs):
+        for s in ("cold", "warm"):
+            if s in run:
+                x = run[s]
+                L.append(f"| {i + 1} | {s} | {x.get('mount_s', 0):.3f}{' f' if x.get('flagged') else ''} | "
+                         f"{f2(x.get('first_read_s'))} | {f2(x.get('stats_first_s'))} | {f2(x.get('stats_objects_s'))} | "
+                         f"{f2(x.get('daemon_cpu_s'))} | {f1(x.get('daemon_rss_mib'))} | {f2(x.get('stop_s'))} | "
+                         + (f"{f2(run.get('find', {}).get('secs'))} / {f2(run.get('find_stat', {}).get('secs'))}"
+                            if s == 'cold' else '') + " |")
+    L += ["", "</details>", ""]
+    return L
+
+
 RENDER = {"seq": ("seq — sequential 1 MiB reads: raw, mergerfs, rclone, cachefuse", render_seq),
           "warmdisk": ("warmdisk — warm-disk read through the mount vs fio direct=1 on the cache", render_warmdisk),
           "readahead": ("readahead — cold read over a slow source, read-ahead on vs off", render_readahead),
           "rss": ("rss — daemon memory and CPU while reading a large file", render_rss),
-          "concurrent": ("concurrent — 8 readers of one cold file", render_concurrent)}
+          "concurrent": ("concurrent — 8 readers of one cold file", render_concurrent),
+          "startup": ("startup — a new mount over a cache of many objects", render_startup)}
 
 
 def render_markdown(results):
@@ -1340,6 +2039,7 @@ def render_markdown(results):
          "```",
          "bench/run.sh                                   # all jobs, default sizes, 3 runs",
          "bench/run.sh --jobs seq,warmdisk --size 2G --runs 3",
+         "bench/run.sh --jobs startup --startup-files 100000 --runs 5   # mount start over 100k cached objects",
          "bench/run.sh --quick                           # smoke test (small sizes; results stay in the work dir)",
          "bench/run.sh --render-only                     # rewrite this file from docs/bench-results.json",
          "```", "",
@@ -1401,6 +2101,22 @@ def main():
     ap.add_argument("--rss-size", type=parse_size, default=None, help="rss job file size (default 4G)")
     ap.add_argument("--conc-size", type=parse_size, default=None, help="concurrent job file size (default 256M)")
     ap.add_argument("--conc-procs", type=int, default=8, help="concurrent job: readers (default 8)")
+    ap.add_argument("--startup-files", type=int, default=None,
+                    help="startup job: files in the source tree and objects in the cache (default 100000)")
+    ap.add_argument("--startup-file-size", type=parse_size, default=4096,
+                    help="startup job: size of each file (default 4K)")
+    ap.add_argument("--startup-threads", type=int, default=2, help="startup job: reader threads for the fill (default 2)")
+    ap.add_argument("--startup-fd-throttle", type=int, default=1,
+                    help="startup job: 1 = pause the fill while the daemon holds > 70%% of its RLIMIT_NOFILE "
+                         "open files, 0 = read flat out (default 1)")
+    ap.add_argument("--startup-wait", type=float, default=300,
+                    help="startup job: seconds to wait after the fill for cache.objects to reach the file count (default 300)")
+    ap.add_argument("--startup-objects-timeout", type=float, default=30,
+                    help="startup job: seconds a timed start may take until stats report every object (default 30)")
+    ap.add_argument("--startup-stop-timeout", type=float, default=900,
+                    help="startup job: seconds the daemon may take to exit after the fill's unmount (default 900)")
+    ap.add_argument("--startup-reconcile-timeout", type=float, default=300,
+                    help="startup job: seconds to wait for the count to settle after an unclean stop (default 300)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: small sizes, 1 run, short settling; results go to the work dir, not docs/")
     ap.add_argument("--workdir", default="/var/tmp/cachefuse-bench", help="where all data, caches and mounts live")
@@ -1421,6 +2137,8 @@ def main():
     a = ap.parse_args()
 
     q = a.quick
+    a.startup_runs = a.runs or (1 if q else 5)  # --runs applies; this job defaults to 5 runs
+    a.startup_files = a.startup_files or (2000 if q else 100000)
     a.size = a.size or (64 * MiB if q else 2 * GiB)
     a.runs = a.runs or (1 if q else 3)
     a.ra_size = a.ra_size or (32 * MiB if q else 256 * MiB)
@@ -1470,7 +2188,8 @@ def main():
     try:
         b.setup()
         need = (a.size if {"seq", "warmdisk"} & set(jobs) else 0) * 3 + \
-               (a.rss_size * 2 if "rss" in jobs else 0) + (max(a.ra_size, a.conc_size) * 3)
+               (a.rss_size * 2 if "rss" in jobs else 0) + (max(a.ra_size, a.conc_size) * 3) + \
+               (2 * a.startup_files * (max(a.startup_file_size, 4096) + 4096) if "startup" in jobs else 0)
         b.disk_check(need)
         facts = machine_facts(b)
         log(f"work dir {b.rundir}; jobs {jobs}; cachefuse {facts.get('commit')}")
@@ -1479,6 +2198,7 @@ def main():
             b.commands = {}
             b.notes = []
             rep0 = read_reported_kib()
+            load0 = loadavg()
             started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
             t0 = time.monotonic()
             res = {"params": {}, "runs": []}
@@ -1495,12 +2215,14 @@ def main():
                     b.unmount(m)
             res["meta"] = dict(facts, date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
             res["started"] = started
+            res["loadavg_start"] = load0
             res["invocation"] = invocation
             res["commands"] = b.commands
             res["notes"] = b.notes
             res["report_warn_mib"] = a.report_warn_mib
             res["page_reporting"] = dict(summarize_reporting(res), start_kib=rep0, end_kib=read_reported_kib())
             res["duration_s"] = round(time.monotonic() - t0, 1)
+            res["loadavg_end"] = loadavg()
             done[j] = res
             log(f"job {j} took {res['duration_s']:.0f} s")
     except Interrupted as e:
@@ -1509,6 +2231,12 @@ def main():
     finally:
         b.cleanup()
     if done:
+        if os.path.exists(a.results):  # merge into what is there now, not what was there when we started
+            try:
+                with open(a.results) as f:
+                    results = json.load(f)
+            except (OSError, ValueError) as e:
+                log(f"cannot re-read {a.results} ({e}); merging into the copy read at start")
         results.setdefault("jobs", {}).update(done)
         os.makedirs(os.path.dirname(a.results), exist_ok=True)
         tmp = a.results + ".tmp"

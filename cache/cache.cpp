@@ -6,10 +6,12 @@
 #include <linux/magic.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 #include <vector>
@@ -193,6 +195,10 @@ Status Cache::Init() {
   size_t count = std::max<uint64_t>(16, options_.max_inflight / options_.granule);
   pool_ = std::make_unique<BufferPool>(options_.granule, count, count / 4);
   engine_->RegisterBuffers(pool_->Iovecs());
+  struct rlimit rl {};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    max_open_objects_ = std::clamp<size_t>(static_cast<size_t>(rl.rlim_cur) / 4, 64, 16384);
+  }
   culler_ = std::make_unique<Culler>(this, dir_fd_.get(), volumes_fd_.get(), options_.limits);
   st = culler_->Load();
   if (!st.ok()) return st;
@@ -314,6 +320,10 @@ void Cache::Register(const std::shared_ptr<CacheObject>& obj) {
   std::lock_guard lk(objects_mu_);
   objects_[obj.get()] = obj;
   by_id_[obj->id()] = obj;
+  if (objects_.size() > max_open_objects_) {
+    kicked_ = true;
+    flusher_cv_.notify_all();
+  }
 }
 
 void Cache::Unregister(CacheObject* obj) {
@@ -351,19 +361,33 @@ int Cache::TryCullOpen(const std::string& id, uint64_t* freed) {
 }
 
 void Cache::FlushAll(bool closing) {
+  std::lock_guard pass(flush_mu_);
   std::vector<std::shared_ptr<CacheObject>> objs;
   {
     std::lock_guard lk(objects_mu_);
     objs.reserve(objects_.size());
     for (auto& [p, ref] : objects_) objs.push_back(ref);
   }
+  // Too many backing files open: close the unused ones now.
+  const bool pressure = objs.size() > max_open_objects_;
+  // Many objects with new data: one syncfs instead of one fdatasync each. The
+  // data of each object is snapshotted before the syncfs, so only what it
+  // covers is marked durable (rule 1 of docs/cache-format.md).
+  size_t with_data = 0;
+  for (auto& o : objs) with_data += o->TakeSyncSnapshot() ? 1 : 0;
+  const bool batch_synced = with_data >= 4 && engine_->SyncfsSync(dir_fd_.get()) == 0;
   auto now = std::chrono::steady_clock::now();
   for (auto& o : objs) {
-    if (o->Flush(closing, now)) {
-      std::lock_guard lk(objects_mu_);
-      objects_.erase(o.get());
-      auto it = by_id_.find(o->id());
-      if (it != by_id_.end() && it->second.lock() == o) by_id_.erase(it);
+    if (o->Flush(closing || pressure, now, batch_synced)) {
+      {
+        std::lock_guard lk(objects_mu_);
+        objects_.erase(o.get());
+        auto it = by_id_.find(o->id());
+        if (it != by_id_.end() && it->second.lock() == o) by_id_.erase(it);
+      }
+      // Reopened between its Flush and the erase: it registered while still
+      // listed, so list it again (a later Open registers by itself).
+      if (o->IsRegistered()) Register(o);
     }
   }
 }

@@ -129,6 +129,10 @@ class Cache {
   bool kicked_ = false;                                           // guarded by objects_mu_
   bool closing_ = false;                                          // guarded by objects_mu_
   std::thread flusher_;
+  std::mutex flush_mu_;  // one FlushAll at a time (flusher, Close, cachefusectl cull)
+  // Backing files kept open at most (a quarter of RLIMIT_NOFILE): beyond it,
+  // unused objects are closed at once instead of after idle_close.
+  size_t max_open_objects_ = 1024;
 
   std::mutex grave_mu_;
   uint64_t grave_seq_ = 0;  // guarded by grave_mu_

@@ -96,7 +96,11 @@ void CacheObject::Open(bool fresh) {
   }
   bool ok = (!fresh && OpenExistingLocked(*dirfd)) || mode_ == Mode::kUncached || CreateLocked(*dirfd);
   if (!ok) mode_ = Mode::kUncached;
-  if (mode_ == Mode::kOpen) replace_on_open_ = false;
+  if (mode_ == Mode::kOpen) {
+    replace_on_open_ = false;
+    // Just opened for a user: the flusher must not take it for idle before AddUser.
+    last_active_ = std::chrono::steady_clock::now();
+  }
   if (mode_ == Mode::kOpen && !registered_) {
     registered_ = true;
     lk.unlock();
@@ -187,6 +191,7 @@ bool CacheObject::OpenExistingLocked(int dirfd) {
   present_ = map;
   map_on_disk_ = map;
   unsynced_.Clear();
+  presynced_.Clear();
   mode_ = Mode::kOpen;
   cache_->culler().NoteObject(id_, DiskBytes(fd_.get()), true);
   spdlog::debug("object={} op=open why=valid granules={}", name_, map.CountGranules());
@@ -244,6 +249,7 @@ bool CacheObject::CreateLocked(int dirfd) {
   aux_on_disk_ = aux;
   present_.Clear();
   unsynced_.Clear();
+  presynced_.Clear();
   map_on_disk_.Clear();
   mode_ = Mode::kOpen;
   cache_->culler().NoteObject(id_, DiskBytes(fd_.get()), true);
@@ -323,10 +329,14 @@ void CacheObject::ReplaceOnOpen() {
 }
 
 void CacheObject::Abandon() {
+  // After a flush in progress: it must not write the map or side-car of the
+  // name that the next generation takes over.
+  std::lock_guard plk(persist_mu_);
   std::lock_guard lk(mu_);
   mode_ = Mode::kAbandoned;
   present_.Clear();
   unsynced_.Clear();
+  presynced_.Clear();
   cv_.notify_all();
 }
 
@@ -344,6 +354,7 @@ void CacheObject::Retire() {
   mode_ = Mode::kAbandoned;
   present_.Clear();
   unsynced_.Clear();
+  presynced_.Clear();
 }
 
 Slot* CacheObject::FindSlotLocked(uint64_t g) const {
@@ -400,12 +411,14 @@ void CacheObject::NoteModifiedLocked(uint64_t off, uint64_t len, uint64_t new_si
     drop_b = (off + len + g - 1) / g;
     present_.Remove(drop_a, drop_b);
     unsynced_.Remove(drop_a, drop_b);
+    presynced_.Remove(drop_a, drop_b);
   }
   uint64_t tail = UINT64_MAX;
   if (new_size != old_size) {
     tail = std::min(old_size, new_size) / g;
     present_.Remove(tail, UINT64_MAX);
     unsynced_.Remove(tail, UINT64_MAX);
+    presynced_.Remove(tail, UINT64_MAX);
   }
   aux_.object_size = new_size;
   for (Slot* s = slots_; s;) {
@@ -429,6 +442,7 @@ void CacheObject::WithdrawLocked(const std::string& why) {
   mode_ = Mode::kUncached;
   present_.Clear();
   unsynced_.Clear();
+  presynced_.Clear();
 }
 
 bool CacheObject::WriteAux(int fd, const AuxData& aux) {
@@ -492,7 +506,20 @@ bool CacheObject::WriteMap(int fd, const ContentMap& map) {
   return true;
 }
 
-bool CacheObject::Flush(bool closing, std::chrono::steady_clock::time_point now) {
+bool CacheObject::IsRegistered() {
+  std::lock_guard lk(mu_);
+  return registered_;
+}
+
+bool CacheObject::TakeSyncSnapshot() {
+  std::lock_guard lk(mu_);
+  if (mode_ != Mode::kOpen || unsynced_.empty()) return false;
+  for (const auto& e : unsynced_.Extents()) presynced_.Add(e.start, e.end);
+  unsynced_.Clear();
+  return true;
+}
+
+bool CacheObject::Flush(bool closing, std::chrono::steady_clock::time_point now, bool batch_synced) {
   std::lock_guard plk(persist_mu_);
   std::unique_lock lk(mu_);
   if (mode_ != Mode::kOpen) {
@@ -506,12 +533,15 @@ bool CacheObject::Flush(bool closing, std::chrono::steady_clock::time_point now)
     return true;
   }
   DropIdleReadaheadLocked(std::chrono::seconds(5));
-  ContentMap syncing = unsynced_;
+  // Data written since the last sync needs one now, unless a batch syncfs
+  // already covered it (granules snapshotted before that syncfs).
+  const bool need_sync = !unsynced_.empty() || (!batch_synced && !presynced_.empty());
   unsynced_.Clear();
+  presynced_.Clear();
   const int fd = fd_.get();
   lk.unlock();
 
-  if (!syncing.empty()) {
+  if (need_sync) {
     int rc = cache_->engine().FdatasyncSync(fd);
     if (rc < 0) {
       lk.lock();
@@ -549,7 +579,7 @@ bool CacheObject::Flush(bool closing, std::chrono::steady_clock::time_point now)
   }
 
   // The exact space the object takes, now that its data is on disk.
-  if (!syncing.empty() || map_changed) cache_->culler().NoteObject(id_, DiskBytes(fd), false);
+  if (need_sync || batch_synced || map_changed) cache_->culler().NoteObject(id_, DiskBytes(fd), false);
 
   lk.lock();
   bool idle = users_ == 0 && io_inflight_ == 0 && nslots_ == 0 && unsynced_.empty() && present_ == map_on_disk_ &&
@@ -593,8 +623,11 @@ int CacheObject::TryCull(uint64_t* freed) {
   mode_ = Mode::kClosed;  // the next use starts a new, empty object
   present_.Clear();
   unsynced_.Clear();
+  presynced_.Clear();
   map_on_disk_.Clear();
   aux_on_disk_ = AuxData{};
+  // Out of the index under mu_: an Open that finds the file gone notes its new object after this.
+  cache_->culler().NoteRemoved(id_);
   spdlog::debug("object={} op=cull", name_);
   return 1;
 }

@@ -66,7 +66,13 @@ class CacheObject : public std::enable_shared_from_this<CacheObject> {
   // --- Persistence (flusher thread, Cache::Close) ---
   // fdatasync, then the map, then the aux. closing: also close the file if idle.
   // Returns true if the object may be dropped from the flusher's list.
-  bool Flush(bool closing, std::chrono::steady_clock::time_point now);
+  // batch_synced: a syncfs after TakeSyncSnapshot made the snapshotted data durable.
+  bool Flush(bool closing, std::chrono::steady_clock::time_point now, bool batch_synced = false);
+  // Moves the data written so far into the set a coming syncfs will make
+  // durable; true if there was any.
+  bool TakeSyncSnapshot();
+  // In the Cache's list of open objects (or about to be).
+  bool IsRegistered();
 
   // --- Data path (ReadHelper, Cookie::NoteWrite) ---
   std::mutex& mu() { return mu_; }
@@ -99,7 +105,8 @@ class CacheObject : public std::enable_shared_from_this<CacheObject> {
   // "<volume hash>/<object hash>": the culler's name for this object.
   const std::string& id() const { return id_; }
   // Culls this object if nobody uses it: removes the backing file and starts
-  // over empty. 1 culled (*freed = bytes), 0 in use, -1 no backing file open.
+  // over empty (and out of the culler's index). 1 culled (*freed = bytes), 0 in
+  // use, -1 no backing file open.
   int TryCull(uint64_t* freed);
   // Frees read-ahead slots nobody consumed within max_age (0: all of them).
   void DropIdleReadaheadLocked(std::chrono::steady_clock::duration max_age);
@@ -131,6 +138,7 @@ class CacheObject : public std::enable_shared_from_this<CacheObject> {
   AuxData aux_on_disk_;     // what it says
   ContentMap present_;      // granules whose data is in the backing file
   ContentMap unsynced_;     // subset of present_ written since the last fdatasync began
+  ContentMap presynced_;    // subset of present_ that a coming batch syncfs makes durable
   ContentMap map_on_disk_;  // what the map xattr / side-car says
   uint64_t map_generation_ = 0;
   uint64_t mod_gen_ = 0;  // bumped by writes through the mount

@@ -88,7 +88,8 @@ void Cookie::Relinquish(bool retire) {
     if (relinquished_) return;
     relinquished_ = true;
     if (users_ > 0) {
-      users_ = 0;
+      // Users the netfs never unused: let the object go idle, close and lose DIRTY.
+      for (; users_ > 0; --users_) object_->RemoveUser();
       volume_->cache()->stats().cookies_in_use--;
     }
     if (retire) object_->Retire();

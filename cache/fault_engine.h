@@ -26,6 +26,7 @@ class FaultEngine final : public IoEngine {
   void Read(int fd, uint64_t off, void* buf, size_t len, int buf_index, IoCompletion* done) override;
   void Write(int fd, uint64_t off, const void* buf, size_t len, int buf_index, IoCompletion* done) override;
   void Fdatasync(int fd, IoCompletion* done) override;
+  int SyncfsSync(int fd) override { return fail_syncs_ ? -fail_errno_ : inner_->SyncfsSync(fd); }
   bool RegisterBuffers(const std::vector<struct iovec>& bufs) override { return inner_->RegisterBuffers(bufs); }
   void Shutdown() override { inner_->Shutdown(); }
 

@@ -1,6 +1,10 @@
 // IoEngine: blocking helpers and the choice of engine for a cache dir.
 #include "cache/io_engine.h"
 
+#include <unistd.h>
+
+#include <cerrno>
+
 #include "cache/sync_engine.h"
 #include "cache/uring_engine.h"
 
@@ -29,6 +33,10 @@ ssize_t IoEngine::WriteSync(int fd, uint64_t off, const void* buf, size_t len, i
   WaitableCompletion c;
   Write(fd, off, buf, len, buf_index, &c);
   return c.Wait();
+}
+
+int IoEngine::SyncfsSync(int fd) {
+  return ::syncfs(fd) == 0 ? 0 : -errno;
 }
 
 int IoEngine::FdatasyncSync(int fd) {

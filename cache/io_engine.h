@@ -58,6 +58,9 @@ class IoEngine {
   ssize_t ReadSync(int fd, uint64_t off, void* buf, size_t len, int buf_index = -1);
   ssize_t WriteSync(int fd, uint64_t off, const void* buf, size_t len, int buf_index = -1);
   int FdatasyncSync(int fd);
+  // syncfs(2) of the filesystem holding fd, synchronously: one flush for many
+  // objects. 0 or -errno.
+  virtual int SyncfsSync(int fd);
 };
 
 // A completion that a thread can wait on.

@@ -39,6 +39,15 @@ void Filesystem::Shutdown() {
   }
   if (notifier_.joinable()) notifier_.join();
   session_ = nullptr;
+  std::vector<FileHandle*> files;
+  std::vector<DirHandle*> dirs;
+  {
+    std::lock_guard lk(handles_mu_);
+    files.assign(open_handles_.begin(), open_handles_.end());
+    dirs.assign(open_dirs_.begin(), open_dirs_.end());
+  }
+  for (FileHandle* fh : files) Release(fh);
+  for (DirHandle* dh : dirs) ReleaseDir(dh);
   // Read-ahead jobs hold objects and backend handles: stop them first.
   read_helper_.reset();
   for (const InodeRef& inode : inodes_.Clear()) {
@@ -76,6 +85,26 @@ void Filesystem::ChownToCaller(const std::string& path, const Caller& who) {
   change.gid = who.gid;
   auto r = backend_->setattr(path, change, std::nullopt);
   if (!r.ok()) spdlog::debug("chown of new file {} to the caller failed: {}", path, r.status().ToString());
+}
+
+FileHandle* Filesystem::Track(FileHandle* fh) {
+  std::lock_guard lk(handles_mu_);
+  open_handles_.insert(fh);
+  return fh;
+}
+
+DirHandle* Filesystem::Track(DirHandle* dh) {
+  std::lock_guard lk(handles_mu_);
+  open_dirs_.insert(dh);
+  return dh;
+}
+
+void Filesystem::ReleaseDir(DirHandle* dh) {
+  {
+    std::lock_guard lk(handles_mu_);
+    open_dirs_.erase(dh);
+  }
+  delete dh;
 }
 
 Result<Filesystem::Target> Filesystem::TargetOf(fuse_ino_t ino) const {

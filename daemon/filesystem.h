@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "cache/cache.h"
@@ -102,7 +103,7 @@ class Filesystem {
   Result<DirHandle*> OpenDir(fuse_ino_t ino);
   // Fills buf with entries from offset off; plus: readdirplus (each entry is a lookup).
   Result<size_t> ReadDir(fuse_req_t req, fuse_ino_t ino, DirHandle* dh, off_t off, char* buf, size_t size, bool plus);
-  void ReleaseDir(DirHandle* dh) { delete dh; }
+  void ReleaseDir(DirHandle* dh);
 
   // --- extended attributes (op_xattr.cpp)
   Result<std::string> GetXattr(fuse_ino_t ino, const std::string& name);
@@ -151,6 +152,14 @@ class Filesystem {
   InodeTable inodes_;
   fuse_session* session_ = nullptr;
   std::string control_socket_;
+
+  // Handles the kernel has not released yet; released at Shutdown (a daemon
+  // stopped with files open must still unuse their cookies and persist them).
+  std::mutex handles_mu_;
+  std::unordered_set<FileHandle*> open_handles_;  // guarded by handles_mu_
+  std::unordered_set<DirHandle*> open_dirs_;      // guarded by handles_mu_
+  FileHandle* Track(FileHandle* fh);
+  DirHandle* Track(DirHandle* dh);
 
   std::mutex notify_mu_;
   std::condition_variable notify_cv_;

@@ -139,6 +139,7 @@ int RunDaemon(const MountOptions& mo, int ready_fd) {
   if (mo.debug && mo.log_level == "trace") argv.push_back("-d");
   struct fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), const_cast<char**>(argv.data()));
   fuse_session* se = fuse_session_new(&args, &FuseOps(), sizeof(fuse_lowlevel_ops), fs.get());
+  fuse_opt_free_args(&args);
   if (!se) return report.Fail("cannot start a FUSE session (is /dev/fuse there?)");
   if (fuse_set_signal_handlers(se) != 0) {
     fuse_session_destroy(se);

@@ -10,7 +10,7 @@ Result<DirHandle*> Filesystem::OpenDir(fuse_ino_t ino) {
   if (!entries.ok()) return entries.status();
   auto* dh = new DirHandle;
   dh->entries = std::move(entries.value());
-  return dh;
+  return Track(dh);
 }
 
 Result<size_t> Filesystem::ReadDir(fuse_req_t req, fuse_ino_t ino, DirHandle* dh, off_t off, char* buf, size_t size,

@@ -46,7 +46,7 @@ Result<FileHandle*> Filesystem::Open(fuse_ino_t ino, int flags, bool* keep_cache
   fh->inode = std::move(inode);
   fh->file = std::move(file);
   fh->writable = writing;
-  return fh;
+  return Track(fh);
 }
 
 Result<std::pair<Entry, FileHandle*>> Filesystem::Create(fuse_ino_t parent, const std::string& name, mode_t mode,
@@ -71,7 +71,7 @@ Result<std::pair<Entry, FileHandle*>> Filesystem::Create(fuse_ino_t parent, cons
   fh->inode = std::move(inode);
   fh->file = std::move(file);
   fh->writable = true;
-  return std::make_pair(*entry, fh);
+  return std::make_pair(*entry, Track(fh));
 }
 
 Status Filesystem::Read(FileHandle* fh, uint64_t off, size_t size, cache::ReadReply* out) {
@@ -122,6 +122,10 @@ Status Filesystem::Fsync(FileHandle* fh, bool datasync) {
 }
 
 void Filesystem::Release(FileHandle* fh) {
+  {
+    std::lock_guard lk(handles_mu_);
+    if (open_handles_.erase(fh) == 0) return;  // already released (at shutdown)
+  }
   if (fh->inode && fh->inode->cookie) {
     auto& cookie = *fh->inode->cookie;
     if (fh->wrote) {
