@@ -104,6 +104,7 @@ Slot* ReadHelper::InitSlotLocked(CacheObject* obj, const std::shared_ptr<CacheOb
   s->state = Slot::State::kLoading;
   s->err = 0;
   s->refs = 0;
+  s->waiters = 0;
   s->writing = false;
   s->readahead = readahead;
   s->from_cache = false;
@@ -270,12 +271,22 @@ Status ReadHelper::Read(const std::shared_ptr<CacheObject>& obj, const netfs::Op
   }
 
   lk.lock();
+  // Sleep until every slot has loaded. Completions wake readers only for slots
+  // someone waits on, so read-ahead landing in the background wakes nobody.
+  bool waiting[ReadReply::kMaxSlots];
+  for (int i = 0; i < out->nslots_; ++i) {
+    waiting[i] = out->slots_[i]->state == Slot::State::kLoading;
+    if (waiting[i]) ++out->slots_[i]->waiters;
+  }
   obj->cv().wait(lk, [&] {
     for (int i = 0; i < out->nslots_; ++i) {
       if (out->slots_[i]->state == Slot::State::kLoading) return false;
     }
     return true;
   });
+  for (int i = 0; i < out->nslots_; ++i) {
+    if (waiting[i]) --out->slots_[i]->waiters;
+  }
   Status err;
   int hits = 0;
   int misses = 0;
@@ -326,7 +337,7 @@ void ReadHelper::OnCacheRead(Slot* s, ssize_t result) {
       s->state = Slot::State::kReady;
       s->from_cache = true;
       cache_->stats().bytes_from_cache += s->len;
-      obj->cv().notify_all();
+      if (s->waiters > 0) obj->cv().notify_all();
       MaybeFreeLocked(s);
     } else {
       refetch = true;
@@ -423,7 +434,9 @@ void ReadHelper::FetchRun(const std::shared_ptr<CacheObject>& obj, const netfs::
       }
     }
     fd = obj->fd();
-    obj->cv().notify_all();
+    bool waited = false;
+    for (size_t i = 0; i < n; ++i) waited = waited || run[i]->waiters > 0;
+    if (waited) obj->cv().notify_all();
     for (size_t i = 0; i < n; ++i) MaybeFreeLocked(run[i]);
   }
   uint64_t used = 0;

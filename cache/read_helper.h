@@ -61,6 +61,7 @@ struct Slot {
   State state = State::kIdle;
   int err = 0;
   uint32_t refs = 0;        // demand readers holding the slot
+  uint32_t waiters = 0;     // readers sleeping until it loads: only then is a wakeup needed
   bool writing = false;     // a cache write of this granule is in flight
   bool readahead = false;   // made by read-ahead and not consumed yet
   bool linked = false;      // in owner's slot table

@@ -75,6 +75,7 @@ void Filesystem::Revalidate(const InodeRef& inode, const netfs::Attr& attr) {
   if (inode->cookie->coherent_with(attr.coherency.bytes)) return;
   spdlog::debug("ino={} why=token-changed: invalidating cached data", inode->ino);
   inode->cookie->Invalidate(attr.coherency.bytes, static_cast<uint64_t>(attr.st.st_size));
+  inode->page_cache_stale = true;  // the next open drops it, whatever the notice below does first
   QueueKernelInval(inode->ino);
 }
 

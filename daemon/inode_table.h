@@ -7,6 +7,7 @@
 
 #include <fuse_lowlevel.h>
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -28,6 +29,9 @@ struct Inode {
   const std::string identity;
   const mode_t type;        // S_IFMT bits
   cache::CookieRef cookie;  // regular files; set when the inode is made
+  // The cookie was invalidated outside an open (getattr, lookup): the kernel's
+  // page cache of the file may be stale, so the next open must not keep it.
+  std::atomic<bool> page_cache_stale{false};
   // Guarded by InodeTable::mu_:
   std::vector<std::pair<fuse_ino_t, std::string>> names;  // (parent, name) aliases
   uint64_t nlookup = 0;

@@ -37,7 +37,8 @@ Result<FileHandle*> Filesystem::Open(fuse_ino_t ino, int flags, bool* keep_cache
       inode->cookie->Invalidate(attr->coherency.bytes, static_cast<uint64_t>(attr->st.st_size));
       QueueKernelInval(ino);  // the kernel's cached size may be stale too
     }
-    *keep_cache = coherent;
+    // Kept only if nothing invalidated the file since the kernel cached it.
+    *keep_cache = coherent && !inode->page_cache_stale.exchange(false);
     inode->cookie->Use(writing);
   }
   auto* fh = new FileHandle;

@@ -23,6 +23,16 @@ CTL = os.path.join(BIN, "cachefusectl")
 SCRATCH = os.environ.get("CACHEFUSE_TEST_TMPDIR", "/var/tmp")
 
 
+def pytest_assertrepr_compare(op, left, right):
+    """Short reports for unequal bytes: pytest's own diff of two large byte
+    strings takes minutes of CPU."""
+    if op == "==" and isinstance(left, (bytes, bytearray)) and isinstance(right, (bytes, bytearray)):
+        n = next((i for i, (a, b) in enumerate(zip(left, right)) if a != b), min(len(left), len(right)))
+        return [f"bytes differ: {len(left)} vs {len(right)} bytes, first difference at offset {n}",
+                f"left[{n}:{n + 16}] = {bytes(left[n:n + 16])!r}", f"right[{n}:{n + 16}] = {bytes(right[n:n + 16])!r}"]
+    return None
+
+
 def mounted(path):
     """True if path is a mountpoint in /proc/mounts."""
     path = os.path.realpath(path)
