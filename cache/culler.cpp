@@ -150,8 +150,10 @@ Status Culler::Load() {
   struct Loaded {
     uint64_t bytes;
     uint64_t last_use;
+    uint64_t seq;  // first appearance: the snapshot is in LRU order, last_use only has seconds
   };
   std::unordered_map<std::string, Loaded> loaded;
+  uint64_t seq = 0;
   {
     UniqueFd snap(::openat(index_fd_.get(), "lru.snap", O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     std::string data;
@@ -170,7 +172,7 @@ Status Culler::Load() {
           ok = false;
           break;
         }
-        loaded[id] = {bytes, last_use};
+        loaded[id] = {bytes, last_use, seq++};
       }
       if (!ok) {
         spdlog::warn("cache index snapshot is damaged; the tree will be rescanned");
@@ -191,7 +193,8 @@ Status Culler::Load() {
       uint64_t last_use = 0;
       if (!DecodeRecord(log.data() + pos, &type, &id, &bytes, &last_use)) break;
       if (type == kUpsert) {
-        loaded[id] = {bytes, last_use};
+        auto it = loaded.find(id);
+        loaded[id] = {bytes, last_use, it != loaded.end() ? it->second.seq : seq++};
       } else {
         loaded.erase(id);
       }
@@ -207,7 +210,7 @@ Status Culler::Load() {
 
   std::vector<std::pair<std::string, Loaded>> ordered(loaded.begin(), loaded.end());
   std::sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) {
-    return a.second.last_use != b.second.last_use ? a.second.last_use < b.second.last_use : a.first < b.first;
+    return a.second.last_use != b.second.last_use ? a.second.last_use < b.second.last_use : a.second.seq < b.second.seq;
   });
   {
     std::lock_guard lk(mu_);
@@ -243,14 +246,14 @@ void Culler::Stop(bool persist) {
     index_fd_.reset();
     return;
   }
-  Compact();
+  const bool compacted = Compact();
   bool reconciled;
   {
     std::lock_guard lk(mu_);
     reconciled = reconciled_ || clean_start_;
   }
-  // Clean only if the index described the tree: otherwise rescan next time.
-  if (reconciled) {
+  // Clean only if the index described the tree and is on disk: otherwise rescan next time.
+  if (reconciled && compacted) {
     UniqueFd clean(::openat(index_fd_.get(), "CLEAN", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (clean.valid()) ::fsync(clean.get());
   }
@@ -348,9 +351,10 @@ bool Culler::NeedCullLocked(const Fs& fs, bool forced) const {
   return forced || want_cull_;
 }
 
-bool Culler::DoneCullingLocked(const Fs& fs) const {
+bool Culler::DoneCullingLocked(const Fs& fs, uint64_t need) const {
   if (fs.free_blocks_pct < limits_.brun || fs.free_files_pct < limits_.frun) return false;
-  return limits_.cache_size == 0 || (data_bytes_ + overhead_bytes_ + reserved_) * 100 <= limits_.cache_size * 85;
+  const uint64_t used = data_bytes_ + overhead_bytes_ + reserved_;
+  return limits_.cache_size == 0 || (used * 100 <= limits_.cache_size * 85 && used + need <= limits_.cache_size);
 }
 
 void Culler::UpdateStateLocked(const Fs& fs) {
@@ -384,14 +388,16 @@ bool Culler::Reserve(uint64_t bytes) {
       }
       return true;
     }
-    if (attempt > 0 || cache_->state() == CacheState::kDead) {
+    // No eviction can make room for more than cache_size less the overhead.
+    const bool never_fits = limits_.cache_size > 0 && overhead_bytes_ + bytes > limits_.cache_size;
+    if (attempt > 0 || cache_->state() == CacheState::kDead || never_fits) {
       want_cull_ = true;
       cv_.notify_all();
       return false;
     }
     // Full: make room now rather than leave this data uncached (unlinks are cheap).
     lk.unlock();
-    CullIfNeeded(true);
+    CullIfNeeded(true, bytes);
   }
 }
 
@@ -424,14 +430,16 @@ int64_t Culler::Evict(const std::string& id) {
       if (::fcntl(fd.get(), F_OFD_SETLK, &fl) != 0) return -1;  // open in another process: in use
     }
     freed = BlocksAt(volumes_fd_, path.c_str()) + BlocksAt(volumes_fd_, (path + ".map").c_str());
+    // Out of the index before the name goes: an open that then finds it gone
+    // makes a new object and notes it after this. (TryCull does the same.)
+    NoteRemoved(id);
     ::unlinkat(volumes_fd_, path.c_str(), 0);
     ::unlinkat(volumes_fd_, (path + ".map").c_str(), 0);
   }
-  NoteRemoved(id);
   return static_cast<int64_t>(freed);
 }
 
-uint64_t Culler::CullIfNeeded(bool forced) {
+uint64_t Culler::CullIfNeeded(bool forced, uint64_t need) {
   std::lock_guard pass(cull_mu_);
   Fs fs = StatFs();
   std::unique_lock lk(mu_);
@@ -442,7 +450,7 @@ uint64_t Culler::CullIfNeeded(bool forced) {
   }
   uint64_t total = 0;
   std::unordered_set<std::string> busy;
-  while (!DoneCullingLocked(fs)) {
+  while (!DoneCullingLocked(fs, need)) {
     std::string victim;
     for (const auto& id : lru_) {
       if (!busy.count(id)) {
@@ -603,7 +611,7 @@ void Culler::PersistLog() {
   if (compact) Compact();
 }
 
-void Culler::Compact() {
+bool Culler::Compact() {
   PersistLog();  // nothing dirty left behind in memory
   std::string snap(16, '\0');
   {
@@ -628,15 +636,15 @@ void Culler::Compact() {
             ::fsync(tmp.get()) == 0 && ::renameat(index_fd_.get(), "lru.snap.tmp", index_fd_.get(), "lru.snap") == 0;
   if (!ok) {
     spdlog::warn("cannot write the cache index snapshot: {}", std::strerror(errno));
-    return;
+    return false;
   }
   // The log restarts empty; a crash before this point replays old records over
   // the new snapshot, which the reconcile after an unclean stop puts right.
-  if (::ftruncate(log_fd_.get(), 0) == 0) {
-    ::lseek(log_fd_.get(), 0, SEEK_SET);
-    std::lock_guard lk(mu_);
-    log_records_ = 0;
-  }
+  if (::ftruncate(log_fd_.get(), 0) != 0) return false;
+  ::lseek(log_fd_.get(), 0, SEEK_SET);
+  std::lock_guard lk(mu_);
+  log_records_ = 0;
+  return true;
 }
 
 Status Culler::CullNow() {

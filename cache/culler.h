@@ -97,16 +97,18 @@ class Culler {
   void Loop();
   Fs StatFs() const;
   // Runs one culling pass if the limits ask for it; returns bytes freed.
-  uint64_t CullIfNeeded(bool forced);
+  // need: a reservation waiting for room: the pass also makes that much room under cache_size.
+  uint64_t CullIfNeeded(bool forced, uint64_t need = 0);
   bool NeedCullLocked(const Fs& fs, bool forced) const;
-  bool DoneCullingLocked(const Fs& fs) const;
+  bool DoneCullingLocked(const Fs& fs, uint64_t need) const;
   void UpdateStateLocked(const Fs& fs);
   // Evicts one object; returns bytes freed, or nullopt-like -1 if it was busy.
   int64_t Evict(const std::string& id);
   void Reconcile();
   void RecountOverhead();
   void PersistLog();
-  void Compact();
+  // Writes the snapshot and empties the log; false if the index on disk may be stale.
+  bool Compact();
   void TouchLocked(const std::string& id, bool dirty);
   void MarkDirtyLocked(const std::string& id);
   void PublishLocked();
