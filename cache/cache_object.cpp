@@ -274,6 +274,7 @@ void CacheObject::RemoveUser() {
   std::lock_guard lk(mu_);
   if (users_ > 0) --users_;
   last_active_ = std::chrono::steady_clock::now();
+  if (mode_ == Mode::kOpen) cache_->culler().Touch(id_);  // used until now, not just at open
   if (users_ == 0) DropIdleReadaheadLocked(std::chrono::steady_clock::duration::zero());
 }
 

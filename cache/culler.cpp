@@ -156,6 +156,8 @@ Status Culler::Load() {
   uint64_t seq = 0;
   {
     UniqueFd snap(::openat(index_fd_.get(), "lru.snap", O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    // CLEAN without a snapshot (removed by hand?) proves nothing: rescan.
+    if (!snap.valid()) clean_start_ = false;
     std::string data;
     if (snap.valid() && ReadAll(snap.get(), &data)) {
       bool ok =
