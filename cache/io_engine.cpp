@@ -23,6 +23,41 @@ ssize_t WaitableCompletion::Wait() {
   return result_;
 }
 
+namespace {
+
+// Completion of one read of a batch: counts down the batch.
+struct BatchDone final : IoCompletion {
+  ReadOp* op = nullptr;
+  std::mutex* mu = nullptr;
+  std::condition_variable* cv = nullptr;
+  size_t* left = nullptr;
+  void OnIoComplete(ssize_t result) override {
+    std::lock_guard lk(*mu);
+    op->result = result;
+    if (--*left == 0) cv->notify_all();
+  }
+};
+
+}  // namespace
+
+void IoEngine::ReadBatchSync(ReadOp* ops, size_t n) {
+  if (n == 0) return;
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t left = n;
+  thread_local std::vector<BatchDone> done;
+  done.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    done[i].op = &ops[i];
+    done[i].mu = &mu;
+    done[i].cv = &cv;
+    done[i].left = &left;
+  }
+  for (size_t i = 0; i < n; ++i) Read(ops[i].fd, ops[i].off, ops[i].buf, ops[i].len, ops[i].buf_index, &done[i]);
+  std::unique_lock lk(mu);
+  cv.wait(lk, [&] { return left == 0; });
+}
+
 ssize_t IoEngine::ReadSync(int fd, uint64_t off, void* buf, size_t len, int buf_index) {
   WaitableCompletion c;
   Read(fd, off, buf, len, buf_index, &c);

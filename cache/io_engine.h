@@ -34,6 +34,16 @@ class IoCompletion {
   ~IoCompletion() = default;
 };
 
+// One read of a batch (ReadBatchSync).
+struct ReadOp {
+  int fd = -1;
+  uint64_t off = 0;
+  void* buf = nullptr;
+  size_t len = 0;
+  int buf_index = -1;
+  ssize_t result = 0;  // out: bytes read, or -errno
+};
+
 class IoEngine {
  public:
   virtual ~IoEngine() = default;
@@ -53,6 +63,13 @@ class IoEngine {
   // Waits for in-flight I/O and stops the engine's threads. Idempotent. I/O
   // submitted afterwards runs synchronously on the caller's thread.
   virtual void Shutdown() = 0;
+
+  // Reads a batch at once and waits for all of it: for a thread that would
+  // wait anyway (demand reads). The default submits with Read() and waits;
+  // UringEngine uses a ring of the calling thread, so that no other thread
+  // takes part (no wake-up of a reaper, no completion work in a sleeping
+  // submitter).
+  virtual void ReadBatchSync(ReadOp* ops, size_t n);
 
   // Blocking conveniences built on the async calls.
   ssize_t ReadSync(int fd, uint64_t off, void* buf, size_t len, int buf_index = -1);

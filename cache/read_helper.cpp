@@ -211,10 +211,12 @@ Status ReadHelper::Read(const std::shared_ptr<CacheObject>& obj, const netfs::Op
     lk.lock();
   }
 
-  thread_local std::vector<Slot*> cache_reads;
+  thread_local std::vector<Slot*> cache_reads;     // demand: read here, as one batch
+  thread_local std::vector<Slot*> ra_cache_reads;  // read-ahead: asynchronous
   thread_local std::vector<Slot*> demand_fetch;
   thread_local std::vector<Slot*> ra_fetch;
   cache_reads.clear();
+  ra_cache_reads.clear();
   demand_fetch.clear();
   ra_fetch.clear();
   for (uint64_t g = g0; g < g1; ++g) {
@@ -244,7 +246,7 @@ Status ReadHelper::Read(const std::shared_ptr<CacheObject>& obj, const netfs::Op
     stats.readahead_bytes += s->len;
     if (obj->PresentLocked(g)) {
       obj->BeginIoLocked();
-      cache_reads.push_back(s);
+      ra_cache_reads.push_back(s);
     } else {
       ra_fetch.push_back(s);
     }
@@ -252,7 +254,20 @@ Status ReadHelper::Read(const std::shared_ptr<CacheObject>& obj, const netfs::Op
   lk.unlock();
   while (have > 0) pool.Release(bufs[--have]);
 
-  for (Slot* s : cache_reads) SubmitCacheRead(s);
+  for (Slot* s : ra_cache_reads) SubmitCacheRead(s);
+  if (!cache_reads.empty()) {
+    // This thread waits for these anyway: one batch, read and completed here.
+    thread_local std::vector<ReadOp> ops;
+    ops.resize(cache_reads.size());
+    for (size_t i = 0; i < cache_reads.size(); ++i) {
+      Slot* s = cache_reads[i];
+      if (s->io_len != s->len) stats.io_dio_misfit++;
+      AddPending();  // OnCacheRead ends it, as for an asynchronous read
+      ops[i] = ReadOp{s->owner->fd(), s->granule * G, s->data, s->io_len, s->index, 0};
+    }
+    cache_->engine().ReadBatchSync(ops.data(), ops.size());
+    for (size_t i = 0; i < cache_reads.size(); ++i) OnCacheRead(cache_reads[i], ops[i].result);
+  }
   // Runs of consecutive absent granules: one backend fetch each.
   const size_t max_run = std::max<uint64_t>(1, options_.max_fetch / G);
   for (size_t i = 0; i < ra_fetch.size();) {

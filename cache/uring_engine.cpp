@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -23,6 +24,83 @@ ssize_t Retry(F f) {
 }
 
 }  // namespace
+
+uint64_t UringEngine::NextId() {
+  static std::atomic<uint64_t> next{1};
+  return next++;
+}
+
+namespace {
+
+// A thread's own ring for ReadBatchSync: at most one per thread, remade when
+// the thread works for another engine.
+struct LocalRing {
+  uint64_t engine = 0;
+  bool ok = false;
+  struct io_uring ring {};
+  ~LocalRing() { Reset(); }
+  void Reset() {
+    if (ok) io_uring_queue_exit(&ring);
+    ok = false;
+    engine = 0;
+  }
+  bool For(uint64_t id) {
+    if (ok && engine == id) return true;
+    Reset();
+    io_uring_params p{};
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    ok = io_uring_queue_init_params(64, &ring, &p) == 0;
+    if (!ok) ok = io_uring_queue_init(64, &ring, 0) == 0;  // kernels before 6.1
+    engine = ok ? id : 0;
+    return ok;
+  }
+};
+
+thread_local LocalRing tl_ring;
+
+}  // namespace
+
+void UringEngine::ReadBatchSync(ReadOp* ops, size_t n) {
+  if (n == 0) return;
+  if (!tl_ring.For(id_)) {
+    IoEngine::ReadBatchSync(ops, n);  // no ring for this thread: the shared one
+    return;
+  }
+  struct io_uring* r = &tl_ring.ring;
+  size_t submitted = 0;
+  size_t completed = 0;
+  while (completed < n) {
+    while (submitted < n) {
+      struct io_uring_sqe* sqe = io_uring_get_sqe(r);
+      if (!sqe) break;
+      io_uring_prep_read(sqe, ops[submitted].fd, ops[submitted].buf, static_cast<unsigned>(ops[submitted].len),
+                         ops[submitted].off);
+      io_uring_sqe_set_data64(sqe, submitted);
+      ++submitted;
+    }
+    int rc = io_uring_submit_and_wait(r, 1);
+    if (rc < 0 && rc != -EINTR) {
+      // The ring failed: finish the rest as plain reads.
+      for (size_t i = completed; i < n; ++i) {
+        if (ops[i].result == 0) ops[i].result = -EIO;
+      }
+      tl_ring.Reset();
+      break;
+    }
+    unsigned head;
+    unsigned seen = 0;
+    struct io_uring_cqe* cqe;
+    io_uring_for_each_cqe(r, head, cqe) {
+      ops[cqe->user_data].result = cqe->res;
+      if (cqe->res < 0) stats_->io_errors++;
+      ++seen;
+    }
+    io_uring_cq_advance(r, seen);
+    completed += seen;
+  }
+  stats_->io_submitted += n;
+  stats_->io_completed += n;
+}
 
 Result<std::unique_ptr<UringEngine>> UringEngine::Create(Stats* stats, unsigned depth) {
   std::unique_ptr<UringEngine> e(new UringEngine(stats, depth));

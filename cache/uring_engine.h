@@ -27,6 +27,9 @@ class UringEngine final : public IoEngine {
   void Fdatasync(int fd, IoCompletion* done) override;
   bool RegisterBuffers(const std::vector<struct iovec>& bufs) override;
   void Shutdown() override;
+  // On a small ring of the calling thread (single issuer, deferred task work):
+  // the thread submits its reads and reaps them itself.
+  void ReadBatchSync(ReadOp* ops, size_t n) override;
 
  private:
   UringEngine(Stats* stats, unsigned depth) : stats_(stats), depth_(depth) {}
@@ -45,6 +48,8 @@ class UringEngine final : public IoEngine {
   bool stopping_ = false;            // guarded by sq_mu_
   bool registered_ = false;          // fixed buffers registered (set before any I/O)
   std::thread reaper_;
+  const uint64_t id_ = NextId();  // tells thread-local rings of different engines apart
+  static uint64_t NextId();
 };
 
 }  // namespace cachefuse::cache
