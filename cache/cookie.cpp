@@ -162,6 +162,12 @@ std::shared_ptr<CacheObject> Cookie::object() {
 }
 
 std::vector<ByteRange> Cookie::CachedRanges() {
+  {
+    // Until a first use the object is only on disk: validate and load it as a
+    // use would, so a file cached by an earlier mount shows its ranges.
+    std::lock_guard lk(mu_);
+    OpenObjectLocked();
+  }
   auto obj = object();
   const uint64_t g = volume_->cache()->granule();
   std::lock_guard lk(obj->mu());

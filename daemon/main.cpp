@@ -5,21 +5,27 @@
 // answers, so `cachefuse` returns only when the mount is usable, or fails with
 // one line naming the problem and leaves nothing behind.
 #include <fcntl.h>
+#include <fuse_log.h>
 #include <fuse_lowlevel.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
+#include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "cache/cache.h"
@@ -65,6 +71,74 @@ class StartupReporter {
   int fd_;
   bool done_ = false;
 };
+
+// libfuse says why a mount failed only through its log: keep its last message
+// for our one line, and send everything it says to our log.
+std::mutex fuse_log_mu;
+std::string last_fuse_message;  // guarded by fuse_log_mu
+
+void CaptureFuseLog(enum fuse_log_level level, const char* fmt, va_list ap) {
+  char buf[512];
+  std::vsnprintf(buf, sizeof buf, fmt, ap);
+  std::string msg(buf);
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  if (msg.rfind("fuse: ", 0) == 0) msg.erase(0, 6);
+  {
+    std::lock_guard lk(fuse_log_mu);
+    last_fuse_message = msg;
+  }
+  // At debug level only: a start-up failure is reported once, in our own line.
+  spdlog::debug("libfuse ({}): {}", static_cast<int>(level), msg);
+}
+
+std::string LastFuseMessage() {
+  std::lock_guard lk(fuse_log_mu);
+  return last_fuse_message;
+}
+
+// /proc/self/mountinfo writes space, tab, newline and backslash as \ooo.
+std::string UnescapeMountinfo(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isdigit(static_cast<unsigned char>(s[i + 2])) && std::isdigit(static_cast<unsigned char>(s[i + 3]))) {
+      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// An existing mount on MOUNTPOINT: a live cachefuse would be hidden under the
+// new one, a dead one ("Transport endpoint is not connected") must be cleared.
+// Returns the problem, or "" if there is none.
+std::string MountpointInUse(const std::string& mountpoint) {
+  std::ifstream mi("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(mi, line)) {
+    // id parent major:minor root mountpoint options ... - fstype source superopts
+    std::istringstream in(line);
+    std::string id, parent, dev, root, mp;
+    in >> id >> parent >> dev >> root >> mp;
+    if (UnescapeMountinfo(mp) != mountpoint) continue;
+    auto dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    std::istringstream rest(line.substr(dash + 3));
+    std::string fstype, source;
+    rest >> fstype >> source;
+    if (fstype == "fuse.cachefuse") {
+      struct statfs sf {};
+      if (::statfs(mountpoint.c_str(), &sf) != 0 && errno == ENOTCONN) {
+        return mountpoint + " is a dead cachefuse mount (its daemon died); clear it with fusermount3 -u " + mountpoint;
+      }
+      return mountpoint + " is already a cachefuse mount (of " + UnescapeMountinfo(source) +
+             "); unmount it first (fusermount3 -u " + mountpoint + ")";
+    }
+  }
+  return "";
+}
 
 void RaiseFileLimit() {
   struct rlimit rl {};
@@ -149,7 +223,8 @@ int RunDaemon(const MountOptions& mo, int ready_fd) {
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
     fs->Shutdown();
-    return report.Fail("cannot mount on " + mo.mountpoint);
+    std::string why = LastFuseMessage();
+    return report.Fail("cannot mount on " + mo.mountpoint + (why.empty() ? "" : ": " + why));
   }
   fs->set_session(se);
   std::unique_ptr<ControlSocket> control;
@@ -260,7 +335,12 @@ int Main(int argc, char** argv) {
   }
   struct stat st {};
   if (::stat(mountpoint.c_str(), &st) != 0) {
-    std::fprintf(stderr, "cachefuse: mountpoint %s: %s\n", mountpoint.c_str(), std::strerror(errno));
+    if (errno == ENOTCONN) {
+      std::fprintf(stderr, "cachefuse: mountpoint %s: %s (a FUSE daemon died there); clear it with fusermount3 -u %s\n",
+                   mountpoint.c_str(), std::strerror(errno), mountpoint.c_str());
+    } else {
+      std::fprintf(stderr, "cachefuse: mountpoint %s: %s\n", mountpoint.c_str(), std::strerror(errno));
+    }
     return 1;
   }
   if (!S_ISDIR(st.st_mode)) {
@@ -270,6 +350,11 @@ int Main(int argc, char** argv) {
   // The daemon runs in /: every path it keeps must be absolute.
   char real[PATH_MAX];
   mo.mountpoint = ::realpath(mountpoint.c_str(), real) ? real : mountpoint;
+  if (std::string busy = MountpointInUse(mo.mountpoint); !busy.empty()) {
+    std::fprintf(stderr, "cachefuse: %s\n", busy.c_str());
+    return 1;
+  }
+  fuse_set_log_func(CaptureFuseLog);
   if (source.find("://") == std::string::npos && ::realpath(source.c_str(), real)) mo.source = real;
   if (!mo.cache_dir.empty() && mo.cache_dir.front() != '/') {
     char cwd[PATH_MAX];

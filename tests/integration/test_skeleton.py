@@ -1,6 +1,7 @@
 """Issue 2: a caching mount over a local directory: correct bytes, warm reads from
 the cache after a remount, no stale data, clean start-up errors, write-through."""
 import os
+import signal
 import stat
 import subprocess
 import time
@@ -171,3 +172,20 @@ def test_stats_names_every_counter(mount):
     assert s["cache.state"] == "active"
     text = mount.ctl("stats", mount.mnt).stdout
     assert "bytes.from_cache" in text
+
+
+def test_mounting_over_a_live_or_dead_mount_is_refused(mount):
+    open(os.path.join(mount.src, "f"), "w").write("x")
+    mount.start()
+    pids = daemon_pids(mount.mnt)
+    msg = _start_fails([mount.src, mount.mnt, "-o", f"cache_dir={mount.cache}-other"], "already a cachefuse mount")
+    assert "fusermount3 -u" in msg
+    assert daemon_pids(mount.mnt) == pids  # the first daemon goes on
+    assert open(mount.path("f")).read() == "x"
+    for p in pids:
+        os.kill(p, signal.SIGKILL)
+    time.sleep(0.3)
+    _start_fails([mount.src, mount.mnt, "-o", f"cache_dir={mount.cache}"], "dead cachefuse mount")
+    subprocess.run(["fusermount3", "-u", mount.mnt], capture_output=True)
+    mount.start()
+    assert open(mount.path("f")).read() == "x"
