@@ -8,9 +8,13 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <climits>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,10 +25,78 @@ struct Failure {
   std::string message;
 };
 
+bool IsPermissionError(int err) {
+  return err == EACCES || err == EPERM;
+}
+
+Failure PermissionDenied(const std::string& mount_root) {
+  return Failure{"permission denied talking to the daemon of " + mount_root + " (only root and the mount's owner may)"};
+}
+
+// /proc/self/mountinfo writes space, tab, newline and backslash as \ooo.
+std::string UnescapeMountinfo(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '7' && s[i + 2] >= '0' && s[i + 2] <= '7' &&
+        s[i + 3] >= '0' && s[i + 3] <= '7') {
+      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// Whether dir (a real path) is where a cachefuse mount sits. Only asked after
+// EACCES/EPERM, which a mount hides behind: it answers nobody but its owner
+// (and root), unless mounted with allow_other.
+bool IsCachefuseMountRoot(const std::string& dir) {
+  std::ifstream mi("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(mi, line)) {
+    // id parent major:minor root mountpoint options ... - fstype source superopts
+    std::istringstream in(line);
+    std::string id, parent, dev, root, mountpoint;
+    in >> id >> parent >> dev >> root >> mountpoint;
+    size_t dash = line.find(" - ");
+    if (dash == std::string::npos || UnescapeMountinfo(mountpoint) != dir) continue;
+    std::istringstream rest(line.substr(dash + 3));
+    std::string fstype;
+    rest >> fstype;
+    if (fstype == "fuse.cachefuse") return true;
+  }
+  return false;
+}
+
+// After realpath(path) failed with EACCES/EPERM: the cachefuse mount that
+// refused, if path lies on one; else "".
+std::string RefusingMountAbove(const std::string& path) {
+  std::string dir = path;
+  if (dir.empty() || dir.front() != '/') {
+    char cwd[PATH_MAX];
+    if (!::getcwd(cwd, sizeof cwd)) return "";
+    dir = std::string(cwd) + "/" + dir;
+  }
+  while (dir.size() > 1) {
+    size_t slash = dir.find_last_of('/');
+    dir = slash == 0 ? "/" : dir.substr(0, slash);
+    char real[PATH_MAX];
+    if (::realpath(dir.c_str(), real) && IsCachefuseMountRoot(real)) return real;
+  }
+  return "";
+}
+
 // Finds the cachefuse mount holding `path`: (mount root, path relative to it).
 std::pair<std::string, std::string> FindMount(const std::string& path) {
   char real[PATH_MAX];
-  if (!::realpath(path.c_str(), real)) throw Failure{path + ": " + std::strerror(errno)};
+  if (!::realpath(path.c_str(), real)) {
+    int err = errno;
+    if (IsPermissionError(err)) {
+      if (std::string mount = RefusingMountAbove(path); !mount.empty()) throw PermissionDenied(mount);
+    }
+    throw Failure{path + ": " + std::strerror(err)};
+  }
   std::string dir = real;
   struct stat st {};
   if (::stat(real, &st) == 0 && !S_ISDIR(st.st_mode)) dir = dir.substr(0, dir.rfind('/'));
@@ -36,6 +108,7 @@ std::pair<std::string, std::string> FindMount(const std::string& path) {
       if (!rel.empty() && rel.front() == '/') rel.erase(0, 1);
       return {dir, rel};
     }
+    if (IsPermissionError(errno) && IsCachefuseMountRoot(dir)) throw PermissionDenied(dir);
     if (dir == "/") break;
     size_t slash = dir.rfind('/');
     dir = slash == 0 ? "/" : dir.substr(0, slash);
@@ -46,6 +119,7 @@ std::pair<std::string, std::string> FindMount(const std::string& path) {
 std::string SocketOf(const std::string& mount_root) {
   std::string value(4096, '\0');
   ssize_t n = ::getxattr(mount_root.c_str(), "user.cachefuse.control", value.data(), value.size());
+  if (n < 0 && IsPermissionError(errno)) throw PermissionDenied(mount_root);
   if (n <= 0) throw Failure{mount_root + " is not a cachefuse mount"};
   value.resize(static_cast<size_t>(n));
   return value;
@@ -60,8 +134,10 @@ std::string Ask(const std::string& mount_root, const std::string& command) {
   addr.sun_family = AF_UNIX;
   std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
   if (::connect(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) != 0) {
-    std::string err = std::strerror(errno);
+    int err_no = errno;
+    std::string err = std::strerror(err_no);
     ::close(fd);
+    if (IsPermissionError(err_no)) throw PermissionDenied(mount_root);
     throw Failure{"cannot reach the daemon of " + mount_root + " at " + path + ": " + err};
   }
   std::string line = command + "\n";
@@ -113,10 +189,43 @@ std::string JsonToText(const std::string& json) {
   return out;
 }
 
+// Lists each subcommand in --help with its arguments and flags:
+// "stats MOUNTPOINT [--json]" rather than "stats".
+class CtlFormatter : public CLI::Formatter {
+ public:
+  std::string make_subcommand(const CLI::App* sub) const override {
+    std::string synopsis = sub->get_display_name(true);
+    for (const CLI::Option* opt : sub->get_options()) {
+      if (opt == sub->get_help_ptr()) continue;
+      std::string name = opt->get_name();
+      synopsis += " " + (opt->get_required() ? name : "[" + name + "]");
+    }
+    std::stringstream out;
+    CLI::detail::format_help(out, synopsis, sub->get_description(), get_column_width());
+    return out.str();
+  }
+};
+
+// The message for a command line without a known subcommand, or "" if the
+// parse error was something else.
+std::string NoSubcommandMessage(const CLI::App& app, const std::vector<CLI::App*>& subs) {
+  for (const CLI::App* sub : subs) {
+    if (sub->parsed()) return "";
+  }
+  std::string names;
+  for (const CLI::App* sub : subs) names += (names.empty() ? "" : ", ") + sub->get_name();
+  for (const std::string& arg : app.remaining()) {
+    if (!arg.empty() && arg.front() != '-') return "unknown subcommand '" + arg + "'; the subcommands are " + names;
+  }
+  if (!app.remaining().empty()) return "unknown option '" + app.remaining().front() + "'";
+  return "a subcommand is required: " + names;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"cachefusectl: control a cachefuse mount", "cachefusectl"};
+  app.formatter(std::make_shared<CtlFormatter>());
   app.require_subcommand(1);
   std::string target;
   bool json = false;
@@ -138,7 +247,8 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);
-    std::fprintf(stderr, "cachefusectl: %s (see cachefusectl --help)\n", e.what());
+    std::string msg = NoSubcommandMessage(app, {stats, status, invalidate, forget, cull});
+    std::fprintf(stderr, "cachefusectl: %s (see cachefusectl --help)\n", msg.empty() ? e.what() : msg.c_str());
     return 2;
   }
   try {

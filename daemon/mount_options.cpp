@@ -1,16 +1,19 @@
 // MountOptions: parsing and validation of -o options and of the config file.
 #include "daemon/mount_options.h"
 
+#include <fcntl.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <toml++/toml.h>
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
+#include <cstring>
 
+#include "common/unique_fd.h"
 #include "common/units.h"
 
 namespace cachefuse::daemon {
@@ -61,18 +64,74 @@ void NoValue(const std::string& key, bool has_value) {
   if (has_value) throw OptionError("option " + key + " takes no value");
 }
 
+// The whole file at path, or an OptionError with the reason it cannot be read.
+std::string ReadConfigText(const std::string& path) {
+  auto fail = [&](int err) { return OptionError("config file " + path + ": cannot be read: " + std::strerror(err)); };
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) throw fail(errno);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw fail(errno);
+  if (S_ISDIR(st.st_mode)) throw fail(EISDIR);
+  std::string text;
+  char buf[8192];
+  for (ssize_t n; (n = ::read(fd.get(), buf, sizeof buf)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw fail(errno);
+    text.append(buf, static_cast<size_t>(n));
+  }
+  return text;
+}
+
+// For a TOML syntax error on `line` (1-based) of text: a hint when that line is
+// `key = 8M` or the like, a number with a unit that TOML only takes quoted.
+std::string UnquotedUnitHint(const std::string& text, size_t line) {
+  size_t start = 0;
+  for (size_t i = 1; i < line && start != std::string::npos; ++i) {
+    start = text.find('\n', start);
+    if (start != std::string::npos) ++start;
+  }
+  if (line == 0 || start == std::string::npos) return "";
+  std::string l = text.substr(start, text.find('\n', start) - start);
+  l = l.substr(0, l.find('#'));
+  auto trim = [](std::string s) {
+    const char* ws = " \t\r";
+    size_t b = s.find_first_not_of(ws);
+    if (b == std::string::npos) return std::string();
+    return s.substr(b, s.find_last_not_of(ws) - b + 1);
+  };
+  size_t eq = l.find('=');
+  if (eq == std::string::npos) return "";
+  std::string key = trim(l.substr(0, eq));
+  std::string value = trim(l.substr(eq + 1));
+  // Digits (with '.' or '_'), optional blanks, then letters only: 8M, 256k, 1.5G, 200ms.
+  size_t i = 0;
+  while (i < value.size() &&
+         (std::isdigit(static_cast<unsigned char>(value[i])) || value[i] == '.' || value[i] == '_')) {
+    ++i;
+  }
+  if (i == 0 || !std::isdigit(static_cast<unsigned char>(value[0]))) return "";
+  size_t units = value.find_first_not_of(" \t", i);
+  if (key.empty() || units == std::string::npos) return "";
+  for (size_t j = units; j < value.size(); ++j) {
+    if (!std::isalpha(static_cast<unsigned char>(value[j]))) return "";
+  }
+  std::string quoted = value.substr(0, i) + value.substr(units);
+  return " (hint: sizes and durations with units must be quoted, e.g. " + key + " = \"" + quoted + "\")";
+}
+
 }  // namespace
 
 const std::vector<OptionDoc>& OptionDocs() {
   static const std::vector<OptionDoc> docs = {
       {"cache_dir", "DIR", "cache directory (default /var/cache/cachefuse as root, else ~/.cache/cachefuse)"},
-      {"granule", "SIZE", "cache granule, a power of two from 4k (default 256k); fixed per cache dir"},
+      {"granule", "SIZE", "cache granule, a power of two from 4k to 64M (default 256k); fixed per cache dir"},
       {"attr_timeout", "SECONDS", "how long the kernel trusts attributes (default 1)"},
       {"entry_timeout", "SECONDS", "how long the kernel trusts names (default 1)"},
       {"negative_timeout", "SECONDS", "how long the kernel remembers missing names (default 0)"},
       {"io_engine", "auto|uring|sync", "cache I/O engine (default auto: uring where O_DIRECT works)"},
       {"readahead", "SIZE", "read-ahead for sequential readers, 0 for none (default 8M)"},
-      {"max_backend_inflight", "N", "read-ahead fetches from the source at once (default 4)"},
+      {"max_backend_inflight", "N",
+       "read-ahead fetches from the source at once, 1 to 256 (default 4); demand reads of FUSE threads come on top"},
       {"max_inflight", "SIZE", "memory for data in flight (default 32M)"},
       {"cache_error_limit", "N", "cache I/O errors before the cache is withdrawn (default 8)"},
       {"cache_size", "SIZE", "most space the cache dir may use, 0 for no limit (default 0)"},
@@ -89,6 +148,15 @@ const std::vector<OptionDoc>& OptionDocs() {
       {"debug_cache_fail_reads", "", "testing: make every cache read fail"},
   };
   return docs;
+}
+
+const char* ExitStatusDoc() {
+  return "Exit status:\n"
+         "  0  mounted (without -f, as soon as the mount answers); with -f, or for the daemon,\n"
+         "     unmounted cleanly (fusermount3 -u, umount, SIGTERM or SIGINT; the cache state is saved)\n"
+         "  1  start-up error: a bad option or config file, a missing source or mountpoint, an\n"
+         "     unusable or busy cache dir, a failed mount; no mount and no daemon are left behind\n"
+         "  2  bad command line (an unknown flag, SOURCE or MOUNTPOINT missing)\n";
 }
 
 std::string DefaultCacheDir() {
@@ -225,15 +293,14 @@ void ApplyOptionList(MountOptions& o, const std::string& list) {
 void ApplyConfigFile(MountOptions& o, const std::string& path) {
   if (!o.config_file.empty()) throw OptionError("config file " + path + ": only one config= may be given");
   o.config_file = path;
-  std::ifstream probe(path);
-  std::error_code ec;
-  if (!probe || std::filesystem::is_directory(path, ec)) throw OptionError("config file " + path + ": cannot be read");
+  const std::string text = ReadConfigText(path);
   toml::table table;
   try {
-    table = toml::parse_file(path);
+    table = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
-    throw OptionError("config file " + path + ":" + std::to_string(e.source().begin.line) + ": " +
-                      std::string(e.description()));
+    const size_t line = e.source().begin.line;
+    throw OptionError("config file " + path + ":" + std::to_string(line) + ": " + std::string(e.description()) +
+                      UnquotedUnitHint(text, line));
   }
   for (const auto& [k, node] : table) {
     std::string key(k.str());

@@ -75,5 +75,7 @@ struct OptionDoc {
   const char* meaning;
 };
 const std::vector<OptionDoc>& OptionDocs();
+// The "Exit status" section of --help (the codes daemon/main.cpp returns).
+const char* ExitStatusDoc();
 
 }  // namespace cachefuse::daemon

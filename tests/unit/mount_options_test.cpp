@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <set>
@@ -22,6 +24,7 @@ using cachefuse::daemon::ApplyConfigFile;
 using cachefuse::daemon::ApplyOption;
 using cachefuse::daemon::ApplyOptionList;
 using cachefuse::daemon::DefaultCacheDir;
+using cachefuse::daemon::ExitStatusDoc;
 using cachefuse::daemon::MountOptions;
 using cachefuse::daemon::OptionDocs;
 using cachefuse::daemon::OptionError;
@@ -185,6 +188,30 @@ TEST_CASE("ro and rw: the last one wins") {
   CHECK_FALSE(Parse("ro,rw").read_only);
   CHECK(Parse("rw,ro").read_only);
   CHECK_FALSE(Parse("rw").read_only);
+}
+
+TEST_CASE("--help states the granule range and what max_backend_inflight limits") {
+  std::map<std::string, std::string> meaning;
+  for (const auto& doc : OptionDocs()) meaning[doc.name] = doc.meaning;
+  // The range the parser enforces.
+  CHECK_THAT(meaning["granule"], Contains("power of two from 4k to 64M"));
+  CHECK_NOTHROW(Parse("granule=4k"));
+  CHECK_NOTHROW(Parse("granule=64M"));
+  CHECK_THROWS_AS(Parse("granule=2k"), OptionError);
+  CHECK_THROWS_AS(Parse("granule=128M"), OptionError);
+  CHECK_THAT(meaning["max_backend_inflight"], Contains("read-ahead") && Contains("demand reads"));
+  CHECK_THAT(meaning["max_backend_inflight"], Contains("1 to 256"));
+  CHECK_NOTHROW(Parse("max_backend_inflight=256"));
+  CHECK_THROWS_AS(Parse("max_backend_inflight=257"), OptionError);
+}
+
+TEST_CASE("--help has an exit status section") {
+  const std::string doc = ExitStatusDoc();
+  CHECK_THAT(doc, Contains("Exit status"));
+  CHECK_THAT(doc, Contains("  0  ") && Contains("unmounted cleanly"));
+  CHECK_THAT(doc, Contains("  1  ") && Contains("start-up error"));
+  CHECK_THAT(doc, Contains("  2  ") && Contains("command line"));
+  CHECK(doc.back() == '\n');
 }
 
 TEST_CASE("every documented option is accepted with a value of its documented syntax") {
@@ -518,11 +545,42 @@ TEST_CASE("config file: a syntax error names the file and the line") {
   CHECK_THAT(*err, Contains(path + ":2:"));
 }
 
+TEST_CASE("config file: an unquoted size or duration gets a hint to quote it") {
+  TempDir dir;
+  const std::string path = dir / "bad.toml";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"readahead = 8M\n", "readahead = \"8M\""},           {"granule = 256k   # comment\n", "granule = \"256k\""},
+      {"max_inflight = 1.5G\n", "max_inflight = \"1.5G\""}, {"entry_timeout = 200ms\n", "entry_timeout = \"200ms\""},
+      {"cache_size = 2 G\n", "cache_size = \"2G\""},
+  };
+  for (const auto& [text, quoted] : cases) {
+    WriteFile(path, "threads = 2\n" + text);
+    INFO(text);
+    auto err = ConfigErrorOf(path);
+    REQUIRE(err);
+    // Still the file:line prefix and toml++'s own description, then the hint.
+    CHECK_THAT(*err, Contains(path + ":2: ") && Contains("must be quoted") && Contains(quoted));
+  }
+  // Other syntax errors get no such hint.
+  for (const char* text : {"granule = = 4\n", "threads = 2x3\n", "name = bare\n", "x = 0x1G\n"}) {
+    WriteFile(path, text);
+    INFO(text);
+    auto err = ConfigErrorOf(path);
+    REQUIRE(err);
+    CHECK_THAT(*err, Contains(path + ":1:") && !Contains("quoted"));
+  }
+  // A quoted size is fine.
+  WriteFile(path, "readahead = \"8M\"\n");
+  MountOptions o;
+  ApplyConfigFile(o, path);
+  CHECK(o.readahead == 8ULL << 20);
+}
+
 TEST_CASE("config file that cannot be read") {
   TempDir dir;
   auto err = ConfigErrorOf(dir / "missing.toml");
   REQUIRE(err);
-  CHECK_THAT(*err, Contains(dir / "missing.toml") && Contains("cannot be read"));
+  CHECK_THAT(*err, Contains(dir / "missing.toml") && Contains("cannot be read") && Contains(std::strerror(ENOENT)));
 
   // Through -o as well.
   err = ErrorOf("config=" + (dir / "missing.toml"));
@@ -532,7 +590,22 @@ TEST_CASE("config file that cannot be read") {
   // A directory is not a config file.
   err = ConfigErrorOf(dir.path());
   REQUIRE(err);
-  CHECK_THAT(*err, Contains(dir.path()));
+  CHECK_THAT(*err, Contains(dir.path()) && Contains(std::strerror(EISDIR)));
+
+  // A file this user may not read.
+  const std::string secret = dir / "secret.toml";
+  WriteFile(secret, "threads = 2\n");
+  REQUIRE(::chmod(secret.c_str(), 0) == 0);
+  std::string out = InChild([&]() -> std::string {
+    if (::geteuid() == 0 && ::seteuid(65534) != 0) return "SKIP";
+    auto e = ConfigErrorOf(secret);
+    return e ? *e : "no error";
+  });
+  if (out == "SKIP") {
+    WARN("cannot drop to uid 65534; the unreadable case is not checked");
+  } else {
+    CHECK_THAT(out, Contains(secret) && Contains("cannot be read") && Contains(std::strerror(EACCES)));
+  }
 }
 
 TEST_CASE("config files do not nest, and only one may be given") {
