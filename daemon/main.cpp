@@ -284,8 +284,8 @@ std::string HelpFooter() {
        "Examples:\n"
        "  cachefuse /mnt/nfs/home ~/home -o cache_dir=/var/tmp/cf\n"
        "  mount -t fuse.cachefuse /mnt/nfs/data /data -o allow_other\n"
-       "  cachefusectl stats ~/home\n";
-  return s;
+       "  cachefusectl stats ~/home\n\n";
+  return s + ExitStatusDoc();
 }
 
 }  // namespace
