@@ -56,6 +56,22 @@ bool ReadWholeFile(int dirfd, const std::string& name, std::string* out) {
   return true;
 }
 
+// SEEK_DATA/SEEK_HOLE never prove presence (rule 1: extent filesystems may
+// call zero-filled blocks data), but a hole is certain absence: a claimed
+// extent with a hole in it lost its data (the file was truncated and extended
+// again, or damaged otherwise). One lseek per extent, at open.
+bool ClaimedDataAllocated(int fd, const ContentMap& map, uint64_t granule, uint64_t object_size) {
+  for (const auto& e : map.Extents()) {
+    const uint64_t start = e.start * granule;
+    const uint64_t end = std::min(e.end * granule, object_size);
+    if (start >= end) continue;
+    off_t hole = ::lseek(fd, static_cast<off_t>(start), SEEK_HOLE);
+    if (hole < 0) return true;  // no hole information: nothing to say
+    if (static_cast<uint64_t>(hole) < end) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 CacheObject::CacheObject(Cache* cache, Volume* volume, std::string key, std::string name, AuxData aux)
@@ -184,6 +200,10 @@ bool CacheObject::OpenExistingLocked(int dirfd) {
   uint64_t needed = map.empty() ? 0 : std::min(map.End() * g, aux_.object_size);
   if (static_cast<uint64_t>(st.st_size) < needed) {
     BuryLocked(dirfd, "backing file shorter than its map");
+    return false;
+  }
+  if (!ClaimedDataAllocated(fd.get(), map, g, aux_.object_size)) {
+    BuryLocked(dirfd, "a hole where the map claims data");
     return false;
   }
   fd_ = std::move(fd);

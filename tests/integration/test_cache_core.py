@@ -91,7 +91,7 @@ def _read_with_timeout(path, timeout=20):
 
 
 @pytest.mark.parametrize("damage", ["aux-garbage", "aux-removed", "map-garbage", "map-beyond-eof",
-                                    "truncate", "fifo", "directory", "dirty"])
+                                    "truncate", "truncate-extend", "fifo", "directory", "dirty"])
 def test_damaged_backing_file_is_refetched(mount, damage):
     src, obj = _prepare_cached(mount)
     if damage == "aux-garbage":
@@ -108,6 +108,11 @@ def test_damaged_backing_file_is_refetched(mount, damage):
         os.setxattr(obj, "user.cachefuse.map", bytes(v))
     elif damage == "truncate":
         os.truncate(obj, 1000)
+    elif damage == "truncate-extend":
+        # The same length as before, but the claimed data is a hole now.
+        n = os.path.getsize(obj)
+        os.truncate(obj, 1000)
+        os.truncate(obj, n)
     elif damage == "fifo":
         os.unlink(obj)
         os.mkfifo(obj)

@@ -486,6 +486,12 @@ TEST_CASE("object: damaged or unexpected objects are detected and refetched, nev
   SECTION("backing file shorter than its map") {
     REQUIRE(::truncate(path.c_str(), static_cast<off_t>(2 * G)) == 0);
   }
+  SECTION("a hole where the map claims data (truncated, then extended again)") {
+    struct stat before {};
+    REQUIRE(::stat(path.c_str(), &before) == 0);
+    REQUIRE(::truncate(path.c_str(), static_cast<off_t>(2 * G)) == 0);
+    REQUIRE(::truncate(path.c_str(), before.st_size) == 0);
+  }
   SECTION("a FIFO at the object's name") {
     REQUIRE(::unlink(path.c_str()) == 0);
     REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
