@@ -36,7 +36,9 @@ if mountpoint -q "$MNT"; then fusermount3 -u "$MNT"; fi
 "$BIN/cachefuse" "$SRC" "$MNT" -o debug_backend_latency_ms=5
 echo "mounted $SRC on $MNT (cache: /var/cache/cachefuse)"
 
-t() { local s; s=$(date +%s.%N); "$@" >/dev/null; echo "$(date +%s.%N) - $s" | bc; }
+t() { local s; s=$(date +%s.%N); "$@" >/dev/null; printf "%.2f" "$(echo "$(date +%s.%N) - $s" | bc)"; }
+# A demo run before this one left the files cached: start cold every time.
+for f in "$MNT/dataset.bin" "$MNT"/photos/*; do "$BIN/cachefusectl" forget "$f" >/dev/null; done
 sync; echo 3 >/proc/sys/vm/drop_caches
 echo "first read (from the source):  $(t cat "$MNT/dataset.bin" "$MNT"/photos/*) s"
 fusermount3 -u "$MNT"
@@ -45,7 +47,7 @@ sync; echo 3 >/proc/sys/vm/drop_caches
 echo "after a remount (from cache): $(t cat "$MNT/dataset.bin" "$MNT"/photos/*) s"
 cmp "$SRC/dataset.bin" "$MNT/dataset.bin" && echo "bytes identical to the source"
 "$BIN/cachefusectl" stats "$MNT" | grep -E 'bytes\.|read\.|cache\.state|io\.engine'
-echo "cached ranges of dataset.bin: $(getfattr --only-values -n user.cachefuse.cached "$MNT/dataset.bin")"
+echo "cached ranges of dataset.bin: $(getfattr --absolute-names --only-values -n user.cachefuse.cached "$MNT/dataset.bin")"
 echo
 echo "The demo stays mounted on $MNT. Try: ls -l $MNT; $BIN/cachefusectl status $MNT"
 echo "Stop it with: sudo scripts/demo.sh --stop"
