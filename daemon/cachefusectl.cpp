@@ -12,12 +12,13 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "common/mountinfo.h"
 
 namespace {
 
@@ -33,40 +34,12 @@ Failure PermissionDenied(const std::string& mount_root) {
   return Failure{"permission denied talking to the daemon of " + mount_root + " (only root and the mount's owner may)"};
 }
 
-// /proc/self/mountinfo writes space, tab, newline and backslash as \ooo.
-std::string UnescapeMountinfo(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '7' && s[i + 2] >= '0' && s[i + 2] <= '7' &&
-        s[i + 3] >= '0' && s[i + 3] <= '7') {
-      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
-      i += 3;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
 // Whether dir (a real path) is where a cachefuse mount sits. Only asked after
 // EACCES/EPERM, which a mount hides behind: it answers nobody but its owner
 // (and root), unless mounted with allow_other.
 bool IsCachefuseMountRoot(const std::string& dir) {
-  std::ifstream mi("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(mi, line)) {
-    // id parent major:minor root mountpoint options ... - fstype source superopts
-    std::istringstream in(line);
-    std::string id, parent, dev, root, mountpoint;
-    in >> id >> parent >> dev >> root >> mountpoint;
-    size_t dash = line.find(" - ");
-    if (dash == std::string::npos || UnescapeMountinfo(mountpoint) != dir) continue;
-    std::istringstream rest(line.substr(dash + 3));
-    std::string fstype;
-    rest >> fstype;
-    if (fstype == "fuse.cachefuse") return true;
-  }
-  return false;
+  auto m = cachefuse::FindMount(dir);
+  return m && m->fstype == "fuse.cachefuse";
 }
 
 // After realpath(path) failed with EACCES/EPERM: the cachefuse mount that

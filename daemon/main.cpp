@@ -19,16 +19,15 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <cctype>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <mutex>
-#include <sstream>
 #include <thread>
 
 #include "cache/cache.h"
+#include "common/mountinfo.h"
 #include "common/units.h"
 #include "daemon/control_socket.h"
 #include "daemon/filesystem.h"
@@ -96,48 +95,18 @@ std::string LastFuseMessage() {
   return last_fuse_message;
 }
 
-// /proc/self/mountinfo writes space, tab, newline and backslash as \ooo.
-std::string UnescapeMountinfo(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1])) &&
-        std::isdigit(static_cast<unsigned char>(s[i + 2])) && std::isdigit(static_cast<unsigned char>(s[i + 3]))) {
-      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
-      i += 3;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
 // An existing mount on MOUNTPOINT: a live cachefuse would be hidden under the
 // new one, a dead one ("Transport endpoint is not connected") must be cleared.
 // Returns the problem, or "" if there is none.
 std::string MountpointInUse(const std::string& mountpoint) {
-  std::ifstream mi("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(mi, line)) {
-    // id parent major:minor root mountpoint options ... - fstype source superopts
-    std::istringstream in(line);
-    std::string id, parent, dev, root, mp;
-    in >> id >> parent >> dev >> root >> mp;
-    if (UnescapeMountinfo(mp) != mountpoint) continue;
-    auto dash = line.find(" - ");
-    if (dash == std::string::npos) continue;
-    std::istringstream rest(line.substr(dash + 3));
-    std::string fstype, source;
-    rest >> fstype >> source;
-    if (fstype == "fuse.cachefuse") {
-      struct statfs sf {};
-      if (::statfs(mountpoint.c_str(), &sf) != 0 && errno == ENOTCONN) {
-        return mountpoint + " is a dead cachefuse mount (its daemon died); clear it with fusermount3 -u " + mountpoint;
-      }
-      return mountpoint + " is already a cachefuse mount (of " + UnescapeMountinfo(source) +
-             "); unmount it first (fusermount3 -u " + mountpoint + ")";
-    }
+  auto m = FindMount(mountpoint);
+  if (!m || m->fstype != "fuse.cachefuse") return "";
+  struct statfs sf {};
+  if (::statfs(mountpoint.c_str(), &sf) != 0 && errno == ENOTCONN) {
+    return mountpoint + " is a dead cachefuse mount (its daemon died); clear it with fusermount3 -u " + mountpoint;
   }
-  return "";
+  return mountpoint + " is already a cachefuse mount (of " + m->source + "); unmount it first (fusermount3 -u " +
+         mountpoint + ")";
 }
 
 void RaiseFileLimit() {
