@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <fuse_log.h>
 #include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <signal.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
@@ -160,6 +162,17 @@ int RunDaemon(const MountOptions& mo, int ready_fd) {
   // apply again (cache files get explicit modes).
   ::umask(0);
   RaiseFileLimit();
+  // libfuse's SIGTERM/SIGINT/SIGHUP handler ends the loop only when it
+  // interrupts the main thread or a FUSE worker; landing on one of our own
+  // threads (engine reaper, flusher, ...) it would go unnoticed until the next
+  // request. So every thread started before the loop starts with them blocked,
+  // and the main thread (and through it the FUSE workers) takes them again
+  // when the loop begins.
+  sigset_t stop_signals;
+  sigset_t old_mask;
+  sigemptyset(&stop_signals);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&stop_signals, sig);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
 
   auto backend = netfs::OpenBackend(mo.source);
   if (!backend.ok()) return report.Fail(backend.status().ToString());
@@ -223,6 +236,7 @@ int RunDaemon(const MountOptions& mo, int ready_fd) {
     spdlog::info("{}", engine_line);
   });
 
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
   struct fuse_loop_config* cfg = fuse_loop_cfg_create();
   fuse_loop_cfg_set_max_threads(cfg, mo.threads);
   fuse_loop_cfg_set_idle_threads(cfg, std::min(4u, mo.threads));

@@ -105,6 +105,30 @@ def test_systemd_ready_after_mount_answers_and_clean_stop(mount, work, sig):
         srv.close()
 
 
+def test_stop_signals_always_end_the_daemon(mount):
+    # Whichever thread the kernel picks, SIGTERM/SIGINT/SIGHUP must end the loop
+    # at once, not at the next request.
+    open(os.path.join(mount.src, "f"), "w").write("x")
+    for i in range(15):
+        sig = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)[i % 3]
+        p = subprocess.Popen([CACHEFUSE, mount.src, mount.mnt, "-f", "-o", mount.options()],
+                             stderr=subprocess.DEVNULL,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        deadline = time.time() + 10
+        while not mounted(mount.mnt):
+            assert time.time() < deadline and p.poll() is None
+            time.sleep(0.01)
+        assert open(mount.path("f")).read() == "x"
+        p.send_signal(sig)
+        try:
+            assert p.wait(timeout=10) == 0
+        except subprocess.TimeoutExpired:
+            os.listdir(mount.mnt)  # a request wakes the loop; the test has failed anyway
+            p.wait(timeout=10)
+            pytest.fail(f"round {i}: {sig.name} did not stop the daemon")
+        assert not mounted(mount.mnt)
+
+
 def test_systemd_units_verify(work):
     if shutil.which("systemd-analyze") is None:
         pytest.skip("no systemd-analyze")
