@@ -162,12 +162,12 @@ int RunDaemon(const MountOptions& mo, int ready_fd) {
   // apply again (cache files get explicit modes).
   ::umask(0);
   RaiseFileLimit();
-  // libfuse's SIGTERM/SIGINT/SIGHUP handler ends the loop only when it
-  // interrupts the main thread or a FUSE worker; landing on one of our own
-  // threads (engine reaper, flusher, ...) it would go unnoticed until the next
-  // request. So every thread started before the loop starts with them blocked,
-  // and the main thread (and through it the FUSE workers) takes them again
-  // when the loop begins.
+  // libfuse's SIGTERM/SIGINT/SIGHUP handler ends the loop only by
+  // interrupting the main thread's wait (its workers block these signals);
+  // landing on one of our own threads (engine reaper, flusher, ...) it would go
+  // unnoticed until the next request. So every thread started before the loop
+  // starts with them blocked, and only the main thread takes them again when
+  // the loop begins.
   sigset_t stop_signals;
   sigset_t old_mask;
   sigemptyset(&stop_signals);
