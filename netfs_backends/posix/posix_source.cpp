@@ -1,0 +1,1 @@
+// PosixSource: the posix source's factory (registry.h).
