@@ -10,7 +10,6 @@
 #include <random>
 
 #include "cache/cache.h"
-#include "cache/read_helper.h"
 #include "cache/volume.h"
 #include "common/crc32c.h"
 
@@ -283,31 +282,20 @@ void CacheObject::BuryLocked(int dirfd, const std::string& why) {
   cache_->Bury(dirfd, name_, why);
 }
 
-void CacheObject::AddUser() {
+void CacheObject::AddUser(bool modify) {
   std::lock_guard lk(mu_);
   ++users_;
+  if (modify) ++modifiers_;
   last_active_ = std::chrono::steady_clock::now();
   if (mode_ == Mode::kOpen) cache_->culler().Touch(id_);
 }
 
-void CacheObject::RemoveUser() {
+void CacheObject::RemoveUser(bool modify) {
   std::lock_guard lk(mu_);
   if (users_ > 0) --users_;
+  if (modify && modifiers_ > 0) --modifiers_;
   last_active_ = std::chrono::steady_clock::now();
   if (mode_ == Mode::kOpen) cache_->culler().Touch(id_);  // used until now, not just at open
-  if (users_ == 0) DropIdleReadaheadLocked(std::chrono::steady_clock::duration::zero());
-}
-
-void CacheObject::DropIdleReadaheadLocked(std::chrono::steady_clock::duration max_age) {
-  auto now = std::chrono::steady_clock::now();
-  for (Slot* s = slots_; s;) {
-    Slot* next = s->next;
-    if (s->readahead && s->state == Slot::State::kReady && now - s->born >= max_age) {
-      s->readahead = false;
-      s->helper->MaybeFreeLocked(s);
-    }
-    s = next;
-  }
 }
 
 void CacheObject::SetAux(const std::string& coherency, uint64_t size) {
@@ -378,47 +366,29 @@ void CacheObject::Retire() {
   presynced_.Clear();
 }
 
-Slot* CacheObject::FindSlotLocked(uint64_t g) const {
-  for (Slot* s = slots_; s; s = s->next) {
-    if (s->granule == g) return s;
-  }
-  return nullptr;
-}
-
-void CacheObject::LinkSlotLocked(Slot* s) {
-  s->prev = nullptr;
-  s->next = slots_;
-  if (slots_) slots_->prev = s;
-  slots_ = s;
-  s->linked = true;
-  ++nslots_;
-}
-
-void CacheObject::UnlinkSlotLocked(Slot* s) {
-  if (!s->linked) return;
-  if (s->prev) s->prev->next = s->next;
-  if (s->next) s->next->prev = s->prev;
-  if (slots_ == s) slots_ = s->next;
-  s->prev = s->next = nullptr;
-  s->linked = false;
-  --nslots_;
-}
-
 void CacheObject::EndIoLocked() {
   if (io_inflight_ > 0) --io_inflight_;
   last_active_ = std::chrono::steady_clock::now();
   if (io_inflight_ == 0) cv_.notify_all();
 }
 
-void CacheObject::MarkWrittenLocked(uint64_t g, uint64_t fill_gen) {
-  if (mode_ != Mode::kOpen || fill_gen != mod_gen_ || stale_writes_.count(g) != 0) return;
-  present_.Add(g, g + 1);
-  unsynced_.Add(g, g + 1);
+void CacheObject::BeginWriteLocked(uint64_t g) {
+  ++io_inflight_;
+  ++writes_inflight_[g];
 }
 
-void CacheObject::EndStaleWriteLocked(uint64_t g) {
-  auto it = stale_writes_.find(g);
-  if (it != stale_writes_.end() && --it->second == 0) stale_writes_.erase(it);
+void CacheObject::EndWriteLocked(uint64_t g, uint64_t fill_gen, bool written) {
+  bool alone = true;
+  auto it = writes_inflight_.find(g);
+  if (it != writes_inflight_.end()) {
+    alone = it->second == 1;
+    if (--it->second == 0) writes_inflight_.erase(it);
+  }
+  if (written && alone && mode_ == Mode::kOpen && fill_gen == mod_gen_) {
+    present_.Add(g, g + 1);
+    unsynced_.Add(g, g + 1);
+  }
+  EndIoLocked();
 }
 
 void CacheObject::NoteModifiedLocked(uint64_t off, uint64_t len, uint64_t new_size) {
@@ -442,16 +412,9 @@ void CacheObject::NoteModifiedLocked(uint64_t off, uint64_t len, uint64_t new_si
     presynced_.Remove(tail, UINT64_MAX);
   }
   aux_.object_size = new_size;
-  for (Slot* s = slots_; s;) {
-    Slot* next = s->next;
-    if ((s->granule >= drop_a && s->granule < drop_b) || s->granule >= tail) {
-      if (s->writing) ++stale_writes_[s->granule];  // its old bytes may still land
-      s->stale = true;
-      UnlinkSlotLocked(s);
-      s->helper->MaybeFreeLocked(s);
-    }
-    s = next;
-  }
+  // Granules in memory or on their way to the cache that were fetched before
+  // this change carry an older fill_gen: the read helper drops them, and
+  // EndWriteLocked does not mark them present.
 }
 
 void CacheObject::WithdrawLocked(const std::string& why) {
@@ -545,15 +508,11 @@ bool CacheObject::Flush(bool closing, std::chrono::steady_clock::time_point now,
   std::unique_lock lk(mu_);
   if (mode_ != Mode::kOpen) {
     // Uncached, abandoned or closed: nothing to persist; close once I/O is done.
-    // Read-ahead kept in an abandoned generation is never read: let it go now.
-    DropIdleReadaheadLocked(mode_ == Mode::kAbandoned ? std::chrono::steady_clock::duration::zero()
-                                                      : std::chrono::seconds(5));
-    if (io_inflight_ != 0 || nslots_ != 0) return false;
+    if (io_inflight_ != 0) return false;
     fd_.reset();
     registered_ = false;
     return true;
   }
-  DropIdleReadaheadLocked(std::chrono::seconds(5));
   // Data written since the last sync needs one now, unless a batch syncfs
   // already covered it (granules snapshotted before that syncfs).
   const bool need_sync = !unsynced_.empty() || (!batch_synced && !presynced_.empty());
@@ -575,7 +534,8 @@ bool CacheObject::Flush(bool closing, std::chrono::steady_clock::time_point now,
   // Persist only what was synced: granules written after the sync began stay out.
   ContentMap to_persist = present_;
   to_persist.Subtract(unsynced_);
-  if (users_ == 0) aux_.flags &= static_cast<uint8_t>(~AuxData::kDirty);
+  // No writer left: what was changed through the mount is synced above.
+  if (modifiers_ == 0) aux_.flags &= static_cast<uint8_t>(~AuxData::kDirty);
   AuxData aux = aux_;
   bool map_changed = !(to_persist == map_on_disk_);
   lk.unlock();
@@ -603,8 +563,7 @@ bool CacheObject::Flush(bool closing, std::chrono::steady_clock::time_point now,
   if (need_sync || batch_synced || map_changed) cache_->culler().NoteObject(id_, DiskBytes(fd), false);
 
   lk.lock();
-  bool idle = users_ == 0 && io_inflight_ == 0 && nslots_ == 0 && unsynced_.empty() && present_ == map_on_disk_ &&
-              aux_ == aux_on_disk_;
+  bool idle = users_ == 0 && io_inflight_ == 0 && unsynced_.empty() && present_ == map_on_disk_ && aux_ == aux_on_disk_;
   if (idle && (closing || now - last_active_ >= cache_->options().idle_close)) {
     fd_.reset();
     mode_ = Mode::kClosed;
@@ -632,7 +591,7 @@ int CacheObject::TryCull(uint64_t* freed) {
   std::lock_guard plk(persist_mu_);
   std::lock_guard lk(mu_);
   if (mode_ != Mode::kOpen || !fd_.valid()) return -1;
-  if (users_ > 0 || io_inflight_ > 0 || nslots_ > 0) return 0;  // in use: never culled
+  if (users_ > 0 || io_inflight_ > 0) return 0;  // in use: never culled
   *freed = DiskBytes(fd_.get());
   auto dirfd = volume_->FanoutDir(name_);
   if (dirfd.ok()) {

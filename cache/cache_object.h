@@ -1,8 +1,9 @@
 // CacheObject: one generation of a file's cached data: the backing file, its
-// content map and aux data, and the granules in flight (slots).
+// content map and aux data. It knows nothing of the read helper: it says what
+// is present, takes cache writes of granules and counts I/O in flight.
 //
-// Lock order: Cookie::mu_ -> CacheObject::mu_. mu_ guards the maps, the aux,
-// the slot table and the I/O counters. Engine completions take mu_ briefly.
+// Lock order: Cookie::mu_ -> (ReadHelper stripe) -> CacheObject::mu_. mu_
+// guards the maps, the aux and the I/O counters. Engine completions take mu_ briefly.
 #pragma once
 
 #include <chrono>
@@ -21,10 +22,6 @@ namespace cachefuse::cache {
 
 class Cache;
 class Volume;
-class ReadHelper;
-class CacheObject;
-
-struct Slot;  // a granule in flight (read_helper.h)
 
 class CacheObject : public std::enable_shared_from_this<CacheObject> {
  public:
@@ -44,8 +41,9 @@ class CacheObject : public std::enable_shared_from_this<CacheObject> {
   // Opens and validates the backing file, or creates it when absent or unusable.
   // fresh: replace whatever is on disk with a new empty object (invalidation).
   void Open(bool fresh);
-  void AddUser();
-  void RemoveUser();
+  // modify: the user opened the file for writing (see Cookie::Use).
+  void AddUser(bool modify);
+  void RemoveUser(bool modify);
   // New coherency token / size from the netfs (persisted lazily).
   void SetAux(const std::string& coherency, uint64_t size);
   // Sets DIRTY in the aux xattr (durably) before the first change through the
@@ -75,6 +73,19 @@ class CacheObject : public std::enable_shared_from_this<CacheObject> {
   bool IsRegistered();
 
   // --- Data path (ReadHelper, Cookie::NoteWrite) ---
+  // The coherency token of the version this generation holds (moves with
+  // changes made through the mount).
+  const std::string& CoherencyLocked() const { return aux_.coherency; }
+  unsigned UsersLocked() const { return users_; }
+  // A change through the mount is on its way to the source (Cookie::BeginChange).
+  void BeginChangeLocked() {
+    ++changing_;
+    ++mod_gen_;
+  }
+  void EndChangeLocked() {
+    if (changing_ > 0) --changing_;
+  }
+  bool ChangingLocked() const { return changing_ > 0; }
   std::mutex& mu() { return mu_; }
   std::condition_variable& cv() { return cv_; }
   Cache* cache() const { return cache_; }
@@ -84,16 +95,15 @@ class CacheObject : public std::enable_shared_from_this<CacheObject> {
   bool ReadableLocked() const;  // present granules may be read from the backing file
   bool WritableLocked() const;  // fetched granules may be written to the backing file
   bool PresentLocked(uint64_t g) const { return ReadableLocked() && present_.Contains(g); }
-  Slot* FindSlotLocked(uint64_t g) const;
-  void LinkSlotLocked(Slot* s);
-  void UnlinkSlotLocked(Slot* s);
-  Slot* slots_head_locked() const { return slots_; }
   void BeginIoLocked() { ++io_inflight_; }
   void EndIoLocked();
-  // A cache write of granule g finished; marks it present if still current.
-  void MarkWrittenLocked(uint64_t g, uint64_t fill_gen);
-  // A cache write of granule g that NoteModifiedLocked made stale finished.
-  void EndStaleWriteLocked(uint64_t g);
+  // A cache write of granule g (of data fetched at modification generation
+  // fill_gen) is submitted / finished. A finished write marks the granule
+  // present only if it wrote, the generation was not changed through the mount
+  // since the fetch began, and no other write of g is still in flight (an
+  // older write of outdated bytes may land after it).
+  void BeginWriteLocked(uint64_t g);
+  void EndWriteLocked(uint64_t g, uint64_t fill_gen, bool written);
   // Bytes [off, off+len) changed through the mount (and the size is now new_size).
   void NoteModifiedLocked(uint64_t off, uint64_t len, uint64_t new_size);
   void SetAuxCoherencyLocked(const std::string& coherency) { aux_.coherency = coherency; }
@@ -108,8 +118,6 @@ class CacheObject : public std::enable_shared_from_this<CacheObject> {
   // over empty (and out of the culler's index). 1 culled (*freed = bytes), 0 in
   // use, -1 no backing file open.
   int TryCull(uint64_t* freed);
-  // Frees read-ahead slots nobody consumed within max_age (0: all of them).
-  void DropIdleReadaheadLocked(std::chrono::steady_clock::duration max_age);
 
  private:
   // Validation and creation of the backing file (mu_ held).
@@ -141,15 +149,13 @@ class CacheObject : public std::enable_shared_from_this<CacheObject> {
   ContentMap presynced_;    // subset of present_ that a coming batch syncfs makes durable
   ContentMap map_on_disk_;  // what the map xattr / side-car says
   uint64_t map_generation_ = 0;
-  uint64_t mod_gen_ = 0;  // bumped by writes through the mount
+  uint64_t mod_gen_ = 0;   // bumped by changes through the mount
+  unsigned changing_ = 0;  // changes through the mount on their way to the source
   unsigned users_ = 0;
+  unsigned modifiers_ = 0;  // users that opened the file for writing: DIRTY stays while any
   unsigned io_inflight_ = 0;
-  Slot* slots_ = nullptr;  // table of slots of this generation (intrusive list)
-  unsigned nslots_ = 0;
-  // Granules with a cache write of outdated bytes still in flight (count per
-  // granule): a newer write of the granule may land before it, so the granule
-  // is not marked present until these are done.
-  std::map<uint64_t, unsigned> stale_writes_;
+  // Cache writes in flight per granule (see EndWriteLocked).
+  std::map<uint64_t, unsigned> writes_inflight_;
   bool replace_on_open_ = false;  // Open replaces what is on disk (see ReplaceOnOpen)
   bool registered_ = false;       // in the Cache's flusher list
   bool has_sidecar_ = false;      // a side-car map file may exist on disk

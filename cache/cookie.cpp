@@ -5,6 +5,7 @@
 
 #include "cache/cache.h"
 #include "cache/cache_object.h"
+#include "cache/shape.h"
 #include "common/hash.h"
 
 namespace cachefuse::cache {
@@ -43,15 +44,17 @@ void Cookie::OpenObjectLocked() {
   object_->Open(false);
 }
 
-void Cookie::Use(bool will_modify) {
+UseToken Cookie::Use(bool will_modify) {
   std::lock_guard lk(mu_);
   if (users_++ == 0) volume_->cache()->stats().cookies_in_use++;
+  if (will_modify) ++modifiers_;
   OpenObjectLocked();
-  object_->AddUser();
+  object_->AddUser(will_modify);
   spdlog::debug("cookie={} op=use modify={} users={}", name_.substr(0, 8), will_modify, users_);
+  return UseToken(object_, will_modify);
 }
 
-void Cookie::Unuse(const std::string& aux, uint64_t size) {
+void Cookie::Unuse(const UseToken& use, const std::string& aux, uint64_t size) {
   std::lock_guard lk(mu_);
   if (users_ == 0) return;
   if (aux != aux_ || size != size_) {
@@ -59,7 +62,9 @@ void Cookie::Unuse(const std::string& aux, uint64_t size) {
     size_ = size;
     object_->SetAux(aux, size);
   }
-  object_->RemoveUser();
+  const bool modify = use.will_modify() && modifiers_ > 0;
+  if (modify) --modifiers_;
+  object_->RemoveUser(modify);
   if (--users_ == 0) {
     volume_->cache()->stats().cookies_in_use--;
     volume_->cache()->Kick();
@@ -76,7 +81,7 @@ void Cookie::Invalidate(const std::string& aux, uint64_t size) {
   object_ = NewGenerationLocked(true);
   if (users_ > 0) {
     object_->Open(true);
-    for (unsigned i = 0; i < users_; ++i) object_->AddUser();
+    for (unsigned i = 0; i < users_; ++i) object_->AddUser(i < modifiers_);
   }
   // With no users the new generation opens lazily; the old file on disk then
   // fails the coherency check and is replaced.
@@ -89,7 +94,8 @@ void Cookie::Relinquish(bool retire) {
     relinquished_ = true;
     if (users_ > 0) {
       // Users the netfs never unused: let the object go idle, close and lose DIRTY.
-      for (; users_ > 0; --users_) object_->RemoveUser();
+      for (; users_ > 0; --users_) object_->RemoveUser(users_ <= modifiers_);
+      modifiers_ = 0;
       volume_->cache()->stats().cookies_in_use--;
     }
     if (retire) object_->Retire();
@@ -104,18 +110,30 @@ Shape Cookie::shape(uint64_t start, uint64_t len, uint64_t i_size) {
   auto obj = object();
   Cache* cache = volume_->cache();
   const uint64_t g = cache->granule();
-  const uint64_t align = cache->dio_align();
   Shape s;
-  uint64_t end = std::min(start + len, i_size);
-  if (start >= end) return s;
-  s.granule_start = start / g;
-  s.granule_end = (end + g - 1) / g;
-  s.byte_start = s.granule_start * g;
-  s.byte_end = std::min(s.granule_end * g, i_size);
-  s.dio_end = (s.byte_end + align - 1) / align * align;
+  const ReadShape r = ShapeRange(start, len, i_size, g);
+  if (r.empty()) return s;
+  s.granule_start = r.first;
+  s.granule_end = r.end;
+  s.byte_start = r.first * g;
+  s.byte_end = std::min(r.end * g, i_size);
+  s.dio_end = DioBytes(s.byte_end, cache->dio_align());
   std::lock_guard lk(obj->mu());
   for (uint64_t i = s.granule_start; i < s.granule_end; ++i) s.present.push_back(obj->PresentLocked(i));
   return s;
+}
+
+ChangeScope Cookie::BeginChange() {
+  std::lock_guard lk(mu_);
+  std::lock_guard olk(object_->mu());
+  object_->BeginChangeLocked();
+  return ChangeScope(object_);
+}
+
+ChangeScope::~ChangeScope() {
+  if (!object_) return;
+  std::lock_guard lk(object_->mu());
+  object_->EndChangeLocked();
 }
 
 void Cookie::NoteWrite(uint64_t off, uint64_t len, const std::string& new_aux, uint64_t new_size) {
@@ -152,7 +170,7 @@ void Cookie::Forget() {
   object_ = NewGenerationLocked(false);
   if (users_ > 0) {
     object_->Open(true);
-    for (unsigned i = 0; i < users_; ++i) object_->AddUser();
+    for (unsigned i = 0; i < users_; ++i) object_->AddUser(i < modifiers_);
   }
 }
 

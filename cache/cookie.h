@@ -17,6 +17,44 @@
 namespace cachefuse::cache {
 
 class CacheObject;
+class Cookie;
+
+// One open's hold on a cookie, as Cookie::Use returns it: the generation of the
+// file's data that this open reads. An open file keeps reading the generation
+// it was opened with, so bytes it fetches never land in a newer generation,
+// and a read that the source can no longer serve from that version fails
+// instead of mixing versions. The daemon keeps it next to the cookie and hands
+// it to the ReadHelper; it is opaque outside cache/.
+class UseToken {
+ public:
+  UseToken() = default;
+  bool valid() const { return object_ != nullptr; }
+  bool will_modify() const { return will_modify_; }
+
+ private:
+  friend class Cookie;
+  friend class ReadHelper;
+  UseToken(std::shared_ptr<CacheObject> object, bool will_modify)
+      : object_(std::move(object)), will_modify_(will_modify) {}
+  std::shared_ptr<CacheObject> object_;
+  bool will_modify_ = false;
+};
+
+// A change through the mount in progress (Cookie::BeginChange); ends when it
+// goes away.
+class ChangeScope {
+ public:
+  ChangeScope() = default;
+  ~ChangeScope();
+  ChangeScope(ChangeScope&& other) noexcept = default;
+  ChangeScope& operator=(ChangeScope&&) = delete;
+  ChangeScope(const ChangeScope&) = delete;
+
+ private:
+  friend class Cookie;
+  explicit ChangeScope(std::shared_ptr<CacheObject> object) : object_(std::move(object)) {}
+  std::shared_ptr<CacheObject> object_;
+};
 
 // What the cache says about a requested byte range (the seed's fscache_request_shape).
 struct Shape {
@@ -38,10 +76,12 @@ class Cookie {
   Cookie(Volume* volume, std::string key, std::string aux, uint64_t size);
   ~Cookie();
 
-  // On open. will_modify: the file is opened for writing (DIRTY before the first change).
-  void Use(bool will_modify);
-  // On release: the netfs's latest aux and size, written to the xattrs lazily.
-  void Unuse(const std::string& aux, uint64_t size);
+  // On open. will_modify: the file is opened for writing: DIRTY goes on disk
+  // before its first change and comes off once no writer uses the object.
+  UseToken Use(bool will_modify);
+  // On release of that open: the netfs's latest aux and size, written to the
+  // xattrs lazily.
+  void Unuse(const UseToken& use, const std::string& aux, uint64_t size);
   // The source changed: a new, empty generation replaces the data (O_TMPFILE
   // linked over the old object); I/O in flight on the old one is abandoned.
   void Invalidate(const std::string& aux, uint64_t size);
@@ -51,6 +91,11 @@ class Cookie {
   // Granule and DIO shaping of [start, start+len) against a file of i_size bytes.
   Shape shape(uint64_t start, uint64_t len, uint64_t i_size);
 
+  // A change through the mount (write, truncate, fallocate, chmod) is about to
+  // reach the source: while the scope lives, a fetch that finds the source's
+  // token moved is retried, not failed as stale (the token moves with our own
+  // change, and NoteWrite & co. then move the generation's token along).
+  [[nodiscard]] ChangeScope BeginChange();
   // Bytes [off, off+len) were written through to the source; the file is now
   // new_size bytes with token new_aux. Drops the granules those bytes touch.
   void NoteWrite(uint64_t off, uint64_t len, const std::string& new_aux, uint64_t new_size);
@@ -61,7 +106,8 @@ class Cookie {
   // Drops the cached data and removes the backing file (cachefusectl forget).
   void Forget();
 
-  // The current generation; I/O paths hold it for the length of one operation.
+  // The current generation (tests and the cache's own bookkeeping; the netfs
+  // reads through a UseToken).
   std::shared_ptr<CacheObject> object();
   // Byte ranges of the file that the cache holds (for user.cachefuse.cached).
   std::vector<ByteRange> CachedRanges();
@@ -84,6 +130,7 @@ class Cookie {
   std::string aux_;                      // guarded by mu_
   uint64_t size_ = 0;                    // guarded by mu_
   unsigned users_ = 0;                   // guarded by mu_
+  unsigned modifiers_ = 0;               // users opened for writing; guarded by mu_
   bool relinquished_ = false;            // guarded by mu_
   std::shared_ptr<CacheObject> object_;  // guarded by mu_
 };

@@ -1,4 +1,4 @@
-// ReadHelper: granule slots, single-flight loads, write-to-cache and read-ahead.
+// ReadHelper: the slot table, single-flight loads, write-to-cache and read-ahead.
 #include "cache/read_helper.h"
 
 #include <spdlog/spdlog.h>
@@ -7,9 +7,16 @@
 #include <cstring>
 
 #include "cache/cache.h"
-#include "cache/cookie.h"
+#include "cache/shape.h"
 
 namespace cachefuse::cache {
+namespace {
+
+// How often a fetch that raced with a change through the mount is tried again
+// before the read gives up (each waits for the change to reach the source).
+constexpr int kChangeRaceRetries = 50;
+
+}  // namespace
 
 void Slot::ReadDone::OnIoComplete(ssize_t result) {
   slot->helper->OnCacheRead(slot, result);
@@ -28,11 +35,12 @@ std::string ReadReply::ToString() const {
 void ReadReply::Release() {
   if (helper_ && nslots_ > 0) {
     std::shared_ptr<CacheObject> obj = obj_;  // outlives the lock below
-    std::lock_guard lk(obj->mu());
+    auto& st = helper_->StripeOf(obj.get());
+    std::lock_guard lk(st.mu);
     for (int i = 0; i < nslots_; ++i) {
       Slot* s = slots_[i];
       --s->refs;
-      helper_->MaybeFreeLocked(s);
+      helper_->MaybeFreeLocked(st, s);
     }
   }
   nslots_ = 0;
@@ -51,6 +59,7 @@ ReadHelper::ReadHelper(Cache* cache, ReadHelperOptions options)
     s.read_done.slot = &s;
     s.write_done.slot = &s;
   }
+  last_sweep_ = std::chrono::steady_clock::now();
   unsigned n = std::max(1u, options_.max_backend_inflight);
   for (unsigned i = 0; i < n; ++i) workers_.emplace_back([this] { Worker(); });
 }
@@ -63,19 +72,7 @@ ReadHelper::~ReadHelper() {
     jobs_cv_.notify_all();
   }
   for (auto& t : workers_) t.join();
-  // Granules kept for read-ahead stay linked into objects that outlive us.
-  for (Slot& s : slots_) {
-    std::shared_ptr<CacheObject> obj;
-    {
-      std::lock_guard lk(owners_mu_);
-      obj = s.owner;
-    }
-    if (!obj) continue;
-    std::lock_guard lk(obj->mu());
-    if (s.owner != obj) continue;  // freed meanwhile (by the flusher)
-    s.readahead = false;
-    MaybeFreeLocked(&s);
-  }
+  DropReadahead(nullptr, std::chrono::steady_clock::duration::zero());
 }
 
 void ReadHelper::AddPending() {
@@ -88,46 +85,95 @@ void ReadHelper::DonePending() {
   if (--pending_ == 0) idle_cv_.notify_all();
 }
 
-Slot* ReadHelper::InitSlotLocked(CacheObject* obj, const std::shared_ptr<CacheObject>& ref,
-                                 const netfs::OpenFileRef& file, int index, uint64_t g, bool readahead) {
+Slot* ReadHelper::FindSlotLocked(Stripe& st, CacheObject* obj, uint64_t g) {
+  auto it = st.table.find(SlotKey{obj, g});
+  if (it == st.table.end()) return nullptr;
+  Slot* s = it->second;
+  if (s->fill_gen != obj->ModGenLocked() && s->state != Slot::State::kLoading) {
+    // Filled before a change through the mount: not this granule's bytes any more.
+    s->uncacheable = true;
+    s->readahead = false;
+    UnlinkLocked(st, s);
+    MaybeFreeLocked(st, s);
+    return nullptr;
+  }
+  if (s->fill_gen != obj->ModGenLocked()) {
+    // Still loading outdated bytes: whoever waits for it gets them (a read that
+    // raced with the change); new readers load the granule afresh.
+    s->uncacheable = true;
+    UnlinkLocked(st, s);
+    return nullptr;
+  }
+  return s;
+}
+
+Slot* ReadHelper::InitSlotLocked(Stripe& st, const std::shared_ptr<CacheObject>& obj, const FetcherRef& fetcher,
+                                 int index, uint64_t g, bool readahead) {
   Slot* s = &slots_[static_cast<size_t>(index)];
   const uint64_t size = obj->SizeLocked();
-  const uint64_t align = cache_->dio_align();
-  {
-    std::lock_guard olk(owners_mu_);
-    s->owner = ref;
-  }
-  s->file = file;
+  s->owner = obj;
+  s->fetcher = fetcher;
   s->granule = g;
-  s->len = static_cast<uint32_t>(std::min(granule_, size - g * granule_));
-  s->io_len = static_cast<uint32_t>((s->len + align - 1) / align * align);
+  s->len = static_cast<uint32_t>(GranuleBytes(g, size, granule_));
+  s->io_len = static_cast<uint32_t>(DioBytes(s->len, cache_->dio_align()));
   s->state = Slot::State::kLoading;
-  s->err = 0;
+  s->err = Status::Ok();
   s->refs = 0;
   s->waiters = 0;
   s->writing = false;
   s->readahead = readahead;
   s->from_cache = false;
-  s->stale = false;
+  s->uncacheable = false;
   s->fill_gen = obj->ModGenLocked();
   s->born = std::chrono::steady_clock::now();
-  obj->LinkSlotLocked(s);
+  st.table[SlotKey{obj.get(), g}] = s;
+  s->linked = true;
   return s;
 }
 
-void ReadHelper::MaybeFreeLocked(Slot* s) {
+void ReadHelper::UnlinkLocked(Stripe& st, Slot* s) {
+  if (!s->linked) return;
+  auto it = st.table.find(SlotKey{s->owner.get(), s->granule});
+  if (it != st.table.end() && it->second == s) st.table.erase(it);
+  s->linked = false;
+}
+
+void ReadHelper::MaybeFreeLocked(Stripe& st, Slot* s) {
   if (s->refs > 0 || s->writing || s->state == Slot::State::kLoading) return;
   // A read-ahead granule waits in memory for the reader it was fetched for.
-  if (s->linked && s->readahead && s->state == Slot::State::kReady && !s->stale) return;
-  s->owner->UnlinkSlotLocked(s);
-  {
-    std::lock_guard olk(owners_mu_);
-    s->owner.reset();  // callers hold their own reference to the object
-  }
-  s->file.reset();
+  if (s->linked && s->readahead && s->state == Slot::State::kReady && !s->uncacheable) return;
+  UnlinkLocked(st, s);
+  s->owner.reset();  // callers hold their own reference to the object
+  s->fetcher.reset();
   s->state = Slot::State::kIdle;
   s->readahead = false;
   cache_->pool().Release(s->index);
+}
+
+void ReadHelper::DropReadahead(const CacheObject* obj, std::chrono::steady_clock::duration max_age) {
+  const auto now = std::chrono::steady_clock::now();
+  for (Stripe& st : stripes_) {
+    std::lock_guard lk(st.mu);
+    for (auto it = st.table.begin(); it != st.table.end();) {
+      Slot* s = it->second;
+      ++it;  // MaybeFreeLocked may erase s's entry
+      if ((obj == nullptr || s->owner.get() == obj) && s->readahead && s->state == Slot::State::kReady &&
+          now - s->born >= max_age) {
+        s->readahead = false;
+        MaybeFreeLocked(st, s);
+      }
+    }
+  }
+}
+
+void ReadHelper::Release(const UseToken& use) {
+  const std::shared_ptr<CacheObject>& obj = use.object_;
+  if (!obj) return;
+  {
+    std::lock_guard lk(obj->mu());
+    if (obj->UsersLocked() > 0) return;  // others still read this generation
+  }
+  DropReadahead(obj.get(), std::chrono::steady_clock::duration::zero());
 }
 
 void ReadHelper::PlanReadahead(StreamState* stream, uint64_t off, uint64_t end, uint64_t granules, uint64_t* ra_from,
@@ -164,51 +210,51 @@ void ReadHelper::PlanReadahead(StreamState* stream, uint64_t off, uint64_t end, 
   }
 }
 
-Status ReadHelper::Read(Cookie& cookie, const netfs::OpenFileRef& file, StreamState* stream, uint64_t off, size_t len,
+Status ReadHelper::Read(const UseToken& use, const FetcherRef& fetcher, StreamState* stream, uint64_t off, size_t len,
                         ReadReply* out) {
-  return Read(cookie.object(), file, stream, off, len, out);
-}
-
-Status ReadHelper::Read(const std::shared_ptr<CacheObject>& obj, const netfs::OpenFileRef& file, StreamState* stream,
-                        uint64_t off, size_t len, ReadReply* out) {
+  const std::shared_ptr<CacheObject>& obj = use.object_;
+  if (!obj) return Status::Invalid("read without a use of the cookie");
   Stats& stats = cache_->stats();
   BufferPool& pool = cache_->pool();
+  Stripe& st = StripeOf(obj.get());
   stats.read_requests++;
   out->Release();
   out->helper_ = this;
   out->obj_ = obj;
   const uint64_t G = granule_;
 
-  std::unique_lock lk(obj->mu());
-  uint64_t size = obj->SizeLocked();
-  if (len == 0 || off >= size) return Status::Ok();
-  uint64_t end = std::min<uint64_t>(off + len, size);
-  const uint64_t g0 = off / G;
-  uint64_t g1 = (end + G - 1) / G;
-  if (g1 - g0 > static_cast<uint64_t>(ReadReply::kMaxSlots)) return Status::Invalid("read larger than 1 MiB");
-  lk.unlock();
+  uint64_t size = 0;
+  {
+    std::lock_guard olk(obj->mu());
+    size = obj->SizeLocked();
+  }
+  ReadShape r = ShapeRange(off, len, size, G);
+  if (len == 0 || r.empty()) return Status::Ok();
+  if (r.end - r.first > static_cast<uint64_t>(ReadReply::kMaxSlots)) return Status::Invalid("read larger than 1 MiB");
 
   uint64_t ra_from = 0;
   uint64_t ra_to = 0;
-  if (stream) PlanReadahead(stream, off, end, (size + G - 1) / G, &ra_from, &ra_to);
+  if (stream) PlanReadahead(stream, off, r.byte_end, GranuleCount(size, G), &ra_from, &ra_to);
 
   // Buffers for the granules that have no slot yet; taken before the slots are
-  // made, without holding the object lock while waiting for the pool.
+  // made, without holding a lock while waiting for the pool.
   int bufs[ReadReply::kMaxSlots];
   size_t have = 0;
-  lk.lock();
+  std::unique_lock lk(st.mu);
+  std::unique_lock olk(obj->mu());
   for (;;) {
     size = obj->SizeLocked();
-    if (off >= size) return Status::Ok();
-    end = std::min<uint64_t>(off + len, size);
-    g1 = (end + G - 1) / G;
+    r = ShapeRange(off, len, size, G);
+    if (r.empty()) return Status::Ok();
     size_t need = 0;
-    for (uint64_t g = g0; g < g1; ++g) need += obj->FindSlotLocked(g) ? 0 : 1;
+    for (uint64_t g = r.first; g < r.end; ++g) need += FindSlotLocked(st, obj.get(), g) ? 0 : 1;
     if (need <= have) break;
+    olk.unlock();
     lk.unlock();
     pool.Acquire(need - have, bufs + have);
     have = need;
     lk.lock();
+    olk.lock();
   }
 
   thread_local std::vector<Slot*> cache_reads;     // demand: read here, as one batch
@@ -219,10 +265,11 @@ Status ReadHelper::Read(const std::shared_ptr<CacheObject>& obj, const netfs::Op
   ra_cache_reads.clear();
   demand_fetch.clear();
   ra_fetch.clear();
-  for (uint64_t g = g0; g < g1; ++g) {
-    Slot* s = obj->FindSlotLocked(g);
+  const uint64_t end = r.byte_end;
+  for (uint64_t g = r.first; g < r.end; ++g) {
+    Slot* s = FindSlotLocked(st, obj.get(), g);
     if (!s) {
-      s = InitSlotLocked(obj.get(), obj, file, bufs[--have], g, false);
+      s = InitSlotLocked(st, obj, fetcher, bufs[--have], g, false);
       if (obj->PresentLocked(g)) {
         obj->BeginIoLocked();
         cache_reads.push_back(s);
@@ -234,15 +281,15 @@ Status ReadHelper::Read(const std::shared_ptr<CacheObject>& obj, const netfs::Op
     // kept for the next request (the kernel asks in pieces smaller than a granule),
     // if the pool can spare the buffer: kept granules never eat into the reserve
     // that demand reads rely on.
-    s->readahead = g + 1 == g1 && end < std::min(size, (g + 1) * G) && pool.HasSpare();
+    s->readahead = g + 1 == r.end && end < std::min(size, (g + 1) * G) && pool.HasSpare();
     ++s->refs;
     out->slots_[out->nslots_++] = s;
   }
   for (uint64_t g = ra_from; g < ra_to && g * G < size; ++g) {
-    if (obj->FindSlotLocked(g)) continue;
+    if (FindSlotLocked(st, obj.get(), g)) continue;
     int idx = pool.TryAcquire();
     if (idx < 0) break;
-    Slot* s = InitSlotLocked(obj.get(), obj, file, idx, g, true);
+    Slot* s = InitSlotLocked(st, obj, fetcher, idx, g, true);
     stats.readahead_bytes += s->len;
     if (obj->PresentLocked(g)) {
       obj->BeginIoLocked();
@@ -251,10 +298,41 @@ Status ReadHelper::Read(const std::shared_ptr<CacheObject>& obj, const netfs::Op
       ra_fetch.push_back(s);
     }
   }
+  olk.unlock();
   lk.unlock();
   while (have > 0) pool.Release(bufs[--have]);
 
   for (Slot* s : ra_cache_reads) SubmitCacheRead(s);
+  // Runs of consecutive absent granules: one fetch each. Read-ahead runs queue
+  // behind demand; of a demand read's runs, all but the first go to the
+  // workers (ahead of read-ahead) while this thread fetches the first, so the
+  // misses of one read are fetched in parallel.
+  const size_t max_run = std::max<uint64_t>(1, options_.max_fetch / G);
+  auto runs = [&](std::vector<Slot*>& v, size_t limit, auto&& each) {
+    for (size_t i = 0; i < v.size();) {
+      size_t j = i + 1;
+      while (j < v.size() && j - i < limit && v[j]->granule == v[j - 1]->granule + 1) ++j;
+      each(i, j);
+      i = j;
+    }
+  };
+  runs(ra_fetch, max_run, [&](size_t i, size_t j) {
+    Enqueue(
+        FetchJob{obj, fetcher,
+                 std::vector<Slot*>(ra_fetch.begin() + static_cast<long>(i), ra_fetch.begin() + static_cast<long>(j))},
+        false);
+  });
+  size_t first_run_end = 0;
+  runs(demand_fetch, SIZE_MAX, [&](size_t i, size_t j) {
+    if (i == 0) {
+      first_run_end = j;
+      return;
+    }
+    Enqueue(FetchJob{obj, fetcher,
+                     std::vector<Slot*>(demand_fetch.begin() + static_cast<long>(i),
+                                        demand_fetch.begin() + static_cast<long>(j))},
+            true);
+  });
   if (!cache_reads.empty()) {
     // This thread waits for these anyway: one batch, read and completed here.
     thread_local std::vector<ReadOp> ops;
@@ -268,22 +346,7 @@ Status ReadHelper::Read(const std::shared_ptr<CacheObject>& obj, const netfs::Op
     cache_->engine().ReadBatchSync(ops.data(), ops.size());
     for (size_t i = 0; i < cache_reads.size(); ++i) OnCacheRead(cache_reads[i], ops[i].result);
   }
-  // Runs of consecutive absent granules: one backend fetch each.
-  const size_t max_run = std::max<uint64_t>(1, options_.max_fetch / G);
-  for (size_t i = 0; i < ra_fetch.size();) {
-    size_t j = i + 1;
-    while (j < ra_fetch.size() && j - i < max_run && ra_fetch[j]->granule == ra_fetch[j - 1]->granule + 1) ++j;
-    Enqueue(
-        FetchJob{obj, file,
-                 std::vector<Slot*>(ra_fetch.begin() + static_cast<long>(i), ra_fetch.begin() + static_cast<long>(j))});
-    i = j;
-  }
-  for (size_t i = 0; i < demand_fetch.size();) {
-    size_t j = i + 1;
-    while (j < demand_fetch.size() && demand_fetch[j]->granule == demand_fetch[j - 1]->granule + 1) ++j;
-    FetchRun(obj, file, demand_fetch.data() + i, j - i);
-    i = j;
-  }
+  if (first_run_end > 0) FetchRun(obj, fetcher, demand_fetch.data(), first_run_end);
 
   lk.lock();
   // Sleep until every slot has loaded. Completions wake readers only for slots
@@ -293,7 +356,7 @@ Status ReadHelper::Read(const std::shared_ptr<CacheObject>& obj, const netfs::Op
     waiting[i] = out->slots_[i]->state == Slot::State::kLoading;
     if (waiting[i]) ++out->slots_[i]->waiters;
   }
-  obj->cv().wait(lk, [&] {
+  st.cv.wait(lk, [&] {
     for (int i = 0; i < out->nslots_; ++i) {
       if (out->slots_[i]->state == Slot::State::kLoading) return false;
     }
@@ -308,7 +371,7 @@ Status ReadHelper::Read(const std::shared_ptr<CacheObject>& obj, const netfs::Op
   for (int i = 0; i < out->nslots_; ++i) {
     Slot* s = out->slots_[i];
     if (s->state == Slot::State::kFailed) {
-      err = Status::FromErrno(s->err, "backend read");
+      err = s->err;
       break;
     }
     (s->from_cache ? hits : misses)++;
@@ -319,7 +382,7 @@ Status ReadHelper::Read(const std::shared_ptr<CacheObject>& obj, const netfs::Op
       out->iov_[out->iovcnt_++] = {s->data + a, static_cast<size_t>(b - base - a)};
       out->bytes_ += b - base - a;
     }
-    if (s->len < std::min(G, size - base)) break;  // the file ended early (changed on the source)
+    if (s->len < GranuleBytes(s->granule, size, G)) break;  // shortened by our own change (truncate) meanwhile
   }
   lk.unlock();
   if (!err.ok()) {
@@ -343,17 +406,19 @@ void ReadHelper::SubmitCacheRead(Slot* s) {
 }
 
 void ReadHelper::OnCacheRead(Slot* s, ssize_t result) {
-  std::shared_ptr<CacheObject> obj = s->owner;  // outlives the lock below
+  std::shared_ptr<CacheObject> obj = s->owner;  // outlives the locks below
+  Stripe& st = StripeOf(obj.get());
   bool refetch = false;
   {
-    std::lock_guard lk(obj->mu());
+    std::lock_guard lk(st.mu);
+    std::lock_guard olk(obj->mu());
     obj->EndIoLocked();
     if (result >= static_cast<ssize_t>(s->len)) {
       s->state = Slot::State::kReady;
       s->from_cache = true;
       cache_->stats().bytes_from_cache += s->len;
-      if (s->waiters > 0) obj->cv().notify_all();
-      MaybeFreeLocked(s);
+      if (s->waiters > 0) st.cv.notify_all();
+      MaybeFreeLocked(st, s);
     } else {
       refetch = true;
       if (result >= 0) {
@@ -363,14 +428,15 @@ void ReadHelper::OnCacheRead(Slot* s, ssize_t result) {
       }
     }
   }
-  // Re-issue to the backend; not on this (engine) thread.
-  if (refetch) Enqueue(FetchJob{obj, s->file, {s}});
+  // Re-issue to the source; not on this (engine) thread, ahead of read-ahead.
+  if (refetch) Enqueue(FetchJob{obj, s->fetcher, {s}}, true);
   DonePending();
 }
 
-void ReadHelper::FetchRun(const std::shared_ptr<CacheObject>& obj, const netfs::OpenFileRef& file, Slot* const* run,
+void ReadHelper::FetchRun(const std::shared_ptr<CacheObject>& obj, const FetcherRef& fetcher, Slot* const* run,
                           size_t n) {
   Stats& stats = cache_->stats();
+  Stripe& st = StripeOf(obj.get());
   const uint64_t G = granule_;
   thread_local std::vector<struct iovec> iov;
   iov.clear();
@@ -383,25 +449,49 @@ void ReadHelper::FetchRun(const std::shared_ptr<CacheObject>& obj, const netfs::
   // Space for what this fetch will write to the cache is reserved before it
   // starts; without space the data is served but not cached.
   uint64_t reserved = 0;
+  std::string expect;
+  uint64_t gen_at_start = 0;
   {
     std::lock_guard lk(obj->mu());
     if (obj->WritableLocked()) {
       for (size_t i = 0; i < n; ++i) reserved += run[i]->io_len;
     }
+    expect = obj->CoherencyLocked();
+    gen_at_start = obj->ModGenLocked();
   }
   if (reserved > 0 && !cache_->culler().Reserve(reserved)) reserved = 0;
   stats.NoteInflight(++stats.backend_inflight);
   uint64_t done = 0;
   Status err;
   size_t first = 0;
-  while (done < total) {
-    auto r = file->backend().read_range(file->handle(), offset + done,
-                                        std::span<const struct iovec>(iov.data() + first, iov.size() - first));
+  bool changed_by_us = false;  // a change through the mount raced with this fetch
+  for (int race = 0; done < total;) {
+    auto r =
+        fetcher->Fetch(offset + done, std::span<const struct iovec>(iov.data() + first, iov.size() - first), expect);
+    if (r.ok() && *r == 0) {
+      // End of file before the end this version of the file has.
+      r = Status::Stale("source shorter than the version being read");
+    }
+    if (!r.ok() && r.status().kind() == Status::Kind::kStale) {
+      // Our own change (write, truncate, chmod) moves the source's token before
+      // the generation's token follows it: fetch again with the new token.
+      std::unique_lock lk(obj->mu());
+      if ((obj->ChangingLocked() || obj->ModGenLocked() != gen_at_start) && race++ < kChangeRaceRetries) {
+        const bool still_changing = obj->ChangingLocked();
+        changed_by_us = true;
+        expect = obj->CoherencyLocked();
+        gen_at_start = obj->ModGenLocked();
+        const uint64_t size = obj->SizeLocked();
+        lk.unlock();
+        if (offset + done >= size) break;  // truncated through the mount: serve what there is
+        if (still_changing) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        continue;
+      }
+    }
     if (!r.ok()) {
       err = r.status();
       break;
     }
-    if (*r == 0) break;  // end of file: the source is shorter than we were told
     done += *r;
     // Advance the iovecs past what was read (short reads).
     size_t left = *r;
@@ -418,13 +508,17 @@ void ReadHelper::FetchRun(const std::shared_ptr<CacheObject>& obj, const netfs::
   }
   stats.backend_inflight--;
   stats.bytes_from_backend += done;
-  if (!err.ok()) spdlog::debug("backend read failed at {}: {}", offset + done, err.ToString());
+  if (!err.ok()) {
+    spdlog::debug("object={} op=fetch off={} why={}: {}", obj->name(), offset + done, KindName(err.kind()),
+                  err.ToString());
+  }
 
   thread_local std::vector<Slot*> writes;
   writes.clear();
   int fd = -1;
   {
-    std::lock_guard lk(obj->mu());
+    std::lock_guard lk(st.mu);
+    std::lock_guard olk(obj->mu());
     uint64_t pos = 0;
     for (size_t i = 0; i < n; ++i) {
       Slot* s = run[i];
@@ -432,27 +526,28 @@ void ReadHelper::FetchRun(const std::shared_ptr<CacheObject>& obj, const netfs::
       pos += s->len;
       if (!err.ok() && got < s->len) {
         s->state = Slot::State::kFailed;
-        s->err = err.err();
-        obj->UnlinkSlotLocked(s);
+        s->err = err;
+        UnlinkLocked(st, s);
         continue;
       }
       if (got < s->len) {
-        s->len = static_cast<uint32_t>(got);
-        s->stale = true;  // the file changed size under us: serve, do not cache
+        s->len = static_cast<uint32_t>(got);  // truncated through the mount meanwhile
+        s->uncacheable = true;
       }
+      if (changed_by_us) s->uncacheable = true;
       s->state = Slot::State::kReady;
       s->from_cache = false;
-      if (reserved > 0 && !s->stale && s->fill_gen == obj->ModGenLocked() && obj->WritableLocked()) {
+      if (reserved > 0 && !s->uncacheable && s->fill_gen == obj->ModGenLocked() && obj->WritableLocked()) {
         s->writing = true;
-        obj->BeginIoLocked();
+        obj->BeginWriteLocked(s->granule);
         writes.push_back(s);
       }
     }
     fd = obj->fd();
     bool waited = false;
     for (size_t i = 0; i < n; ++i) waited = waited || run[i]->waiters > 0;
-    if (waited) obj->cv().notify_all();
-    for (size_t i = 0; i < n; ++i) MaybeFreeLocked(run[i]);
+    if (waited) st.cv.notify_all();
+    for (size_t i = 0; i < n; ++i) MaybeFreeLocked(st, run[i]);
   }
   uint64_t used = 0;
   for (Slot* s : writes) used += s->io_len;
@@ -469,48 +564,62 @@ void ReadHelper::FetchRun(const std::shared_ptr<CacheObject>& obj, const netfs::
 
 void ReadHelper::OnCacheWrite(Slot* s, ssize_t result) {
   {
-    std::shared_ptr<CacheObject> obj = s->owner;  // outlives the lock below
-    std::lock_guard lk(obj->mu());
+    std::shared_ptr<CacheObject> obj = s->owner;  // outlives the locks below
+    Stripe& st = StripeOf(obj.get());
+    std::lock_guard lk(st.mu);
+    std::lock_guard olk(obj->mu());
     s->writing = false;
-    obj->EndIoLocked();
-    if (s->stale) obj->EndStaleWriteLocked(s->granule);
+    const bool written = result >= static_cast<ssize_t>(s->len);
+    obj->EndWriteLocked(s->granule, s->fill_gen, written);
     cache_->culler().Unreserve(s->io_len);
-    if (result >= static_cast<ssize_t>(s->len)) {
+    if (written) {
       cache_->culler().Grow(obj->id(), s->io_len);
-      if (!s->stale) {
-        obj->MarkWrittenLocked(s->granule, s->fill_gen);
-        cache_->stats().bytes_to_cache += s->len;
-      }
+      cache_->stats().bytes_to_cache += s->len;
     } else if (result == -ENOSPC || result == -EDQUOT) {
       cache_->culler().RequestCull();  // a full disk is not a failing cache
     } else {
       cache_->NoteError("write of " + obj->name() + ": " +
                         (result < 0 ? std::strerror(static_cast<int>(-result)) : std::string("short write")));
     }
-    MaybeFreeLocked(s);
+    MaybeFreeLocked(st, s);
   }
   DonePending();
 }
 
-void ReadHelper::Enqueue(FetchJob job) {
+void ReadHelper::Enqueue(FetchJob job, bool front) {
   std::lock_guard lk(jobs_mu_);
   ++pending_;
-  jobs_.push_back(std::move(job));
+  if (front) {
+    jobs_.push_front(std::move(job));
+  } else {
+    jobs_.push_back(std::move(job));
+  }
   jobs_cv_.notify_one();
 }
 
 void ReadHelper::Worker() {
   for (;;) {
     FetchJob job;
+    bool sweep = false;
     {
       std::unique_lock lk(jobs_mu_);
-      jobs_cv_.wait(lk, [&] { return stopping_ || !jobs_.empty(); });
-      if (jobs_.empty()) return;
-      job = std::move(jobs_.front());
-      jobs_.pop_front();
+      jobs_cv_.wait_for(lk, options_.readahead_ttl, [&] { return stopping_ || !jobs_.empty(); });
+      if (stopping_ && jobs_.empty()) return;
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_sweep_ >= options_.readahead_ttl) {
+        last_sweep_ = now;
+        sweep = true;
+      }
+      if (!jobs_.empty()) {
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
     }
-    FetchRun(job.obj, job.file, job.slots.data(), job.slots.size());
-    job = FetchJob{};  // lets go of the object and the file before saying done
+    // Read-ahead that nobody came for within its time goes back to the pool.
+    if (sweep) DropReadahead(nullptr, options_.readahead_ttl);
+    if (!job.obj) continue;
+    FetchRun(job.obj, job.fetcher, job.slots.data(), job.slots.size());
+    job = FetchJob{};  // lets go of the object and the fetcher before saying done
     DonePending();
   }
 }

@@ -14,13 +14,13 @@ namespace cachefuse::netfs {
 struct FaultPlan {
   // Which calls the plan applies to (all by default).
   std::bitset<kOpCount> ops = std::bitset<kOpCount>().set();
-  unsigned latency_ms = 0;           // added to every chosen call
-  unsigned fail_every_nth = 0;       // every Nth chosen call fails (0 = never)
-  unsigned fail_first_n = 0;         // the first N chosen calls fail (then they work)
+  unsigned latency_ms = 0;      // added to every chosen call
+  unsigned fail_every_nth = 0;  // every Nth chosen call fails (0 = never)
+  unsigned fail_first_n = 0;    // the first N chosen calls fail (then they work)
   Status fail_with = Status::FromErrno(EIO, "injected failure");
-  unsigned short_every_nth = 0;      // every Nth read_range returns half of the first buffer
-  unsigned hang_every_nth = 0;       // every Nth chosen call hangs: until its deadline (then
-                                     // kTimeout), or hang_ms where it has none
+  unsigned short_every_nth = 0;  // every Nth read_range returns half of the first buffer
+  unsigned hang_every_nth = 0;   // every Nth chosen call hangs: until its deadline (then
+                                 // kTimeout), or hang_ms where it has none
   unsigned hang_ms = 60000;
 };
 

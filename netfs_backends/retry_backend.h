@@ -19,11 +19,11 @@
 namespace cachefuse::netfs {
 
 struct RetryPolicy {
-  unsigned max_attempts = 5;                              // retry_max + 1 (1: no retries)
-  std::chrono::milliseconds initial_backoff{100};         // before the first retry
-  std::chrono::milliseconds max_backoff{5000};            // cap of one wait
-  std::chrono::milliseconds call_timeout{30000};          // deadline of one attempt (read_range)
-  std::chrono::milliseconds budget{60000};                // all attempts and waits of one call
+  unsigned max_attempts = 5;                       // retry_max + 1 (1: no retries)
+  std::chrono::milliseconds initial_backoff{100};  // before the first retry
+  std::chrono::milliseconds max_backoff{5000};     // cap of one wait
+  std::chrono::milliseconds call_timeout{30000};   // deadline of one attempt (read_range)
+  std::chrono::milliseconds budget{60000};         // all attempts and waits of one call
 };
 
 struct BackendCounters {
