@@ -130,10 +130,13 @@ ChangeScope Cookie::BeginChange() {
   return ChangeScope(object_);
 }
 
-ChangeScope::~ChangeScope() {
+void ChangeScope::End() {
   if (!object_) return;
-  std::lock_guard lk(object_->mu());
-  object_->EndChangeLocked();
+  {
+    std::lock_guard lk(object_->mu());
+    object_->EndChangeLocked();
+  }
+  object_.reset();
 }
 
 void Cookie::NoteWrite(uint64_t off, uint64_t len, const std::string& new_aux, uint64_t new_size) {

@@ -45,10 +45,19 @@ class UseToken {
 class ChangeScope {
  public:
   ChangeScope() = default;
-  ~ChangeScope();
+  ~ChangeScope() { End(); }
   ChangeScope(ChangeScope&& other) noexcept = default;
-  ChangeScope& operator=(ChangeScope&&) = delete;
+  ChangeScope& operator=(ChangeScope&& other) noexcept {
+    if (this != &other) {
+      End();
+      object_ = std::move(other.object_);
+    }
+    return *this;
+  }
   ChangeScope(const ChangeScope&) = delete;
+  ChangeScope& operator=(const ChangeScope&) = delete;
+  // Ends the change now (idempotent).
+  void End();
 
  private:
   friend class Cookie;

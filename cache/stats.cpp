@@ -47,9 +47,13 @@ std::vector<std::pair<std::string, std::string>> Stats::Snapshot() const {
 }
 
 std::string Stats::ToJson() const {
+  return JsonOf(Snapshot());
+}
+
+std::string Stats::JsonOf(const std::vector<std::pair<std::string, std::string>>& pairs) {
   std::string out = "{";
   bool first = true;
-  for (const auto& [k, v] : Snapshot()) {
+  for (const auto& [k, v] : pairs) {
     if (!first) out += ", ";
     first = false;
     bool numeric = !v.empty() && v.find_first_not_of("0123456789") == std::string::npos;

@@ -47,6 +47,8 @@ struct Stats {
   std::vector<std::pair<std::string, std::string>> Snapshot() const;
   // One JSON object with the dotted names as keys.
   std::string ToJson() const;
+  // The same for any (name, value) list (the daemon adds the backend's counters).
+  static std::string JsonOf(const std::vector<std::pair<std::string, std::string>>& pairs);
   // "name value" lines.
   std::string ToText() const;
 

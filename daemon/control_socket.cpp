@@ -138,7 +138,7 @@ void ControlSocket::Serve(int fd) {
 std::string ControlSocket::Handle(Filesystem* fs, const std::string& line) {
   std::string cmd = line.substr(0, line.find(' '));
   std::string arg = line.find(' ') == std::string::npos ? "" : line.substr(line.find(' ') + 1);
-  if (cmd == "stats") return "ok\n" + fs->cache().stats().ToJson() + "\n";
+  if (cmd == "stats") return "ok\n" + cache::Stats::JsonOf(fs->StatsSnapshot()) + "\n";
   if (cmd == "status") return "ok\n" + StatusJson(fs) + "\n";
   if (cmd == "invalidate" || cmd == "forget") {
     if (!netfs::IsCleanRelativePath(arg) || arg.empty()) return "error bad path '" + arg + "'\n";
@@ -149,7 +149,7 @@ std::string ControlSocket::Handle(Filesystem* fs, const std::string& line) {
   if (cmd == "cull") {
     Status st = fs->Cull();
     if (!st.ok()) return "error " + st.ToString() + "\n";
-    return "ok\n" + fs->cache().stats().ToJson() + "\n";
+    return "ok\n" + cache::Stats::JsonOf(fs->StatsSnapshot()) + "\n";
   }
   return "error unknown command '" + cmd + "'\n";
 }

@@ -14,10 +14,11 @@ std::string RootIdentity(netfs::Backend& backend) {
 
 }  // namespace
 
-Filesystem::Filesystem(MountOptions options, std::unique_ptr<netfs::Backend> backend,
+Filesystem::Filesystem(MountOptions options, std::unique_ptr<netfs::Backend> source,
                        std::unique_ptr<cache::Cache> cache, std::shared_ptr<cache::Volume> volume)
     : options_(std::move(options)),
-      backend_(std::move(backend)),
+      stack_(BuildSourceStack(options_, std::move(source))),
+      backend_(stack_.top.get()),
       cache_(std::move(cache)),
       volume_(std::move(volume)),
       read_helper_(std::make_unique<cache::ReadHelper>(cache_.get(), options_.ToReadHelperOptions())),
@@ -57,6 +58,12 @@ void Filesystem::Shutdown() {
   cache_->Close();
 }
 
+std::vector<std::pair<std::string, std::string>> Filesystem::StatsSnapshot() const {
+  auto out = cache_->stats().Snapshot();
+  for (auto& kv : stack_.Snapshot()) out.push_back(std::move(kv));
+  return out;
+}
+
 Result<Entry> Filesystem::Remember(fuse_ino_t parent, const std::string& name, const netfs::Attr& attr) {
   auto make_cookie = [&] { return volume_->Acquire(attr.identity, attr.coherency.bytes, attr.st.st_size); };
   InodeRef inode = inodes_.Remember(attr.identity, attr.st.st_mode & S_IFMT, parent, name, make_cookie);
@@ -84,7 +91,7 @@ void Filesystem::ChownToCaller(const std::string& path, const Caller& who) {
   netfs::SetAttr change;
   change.uid = who.uid;
   change.gid = who.gid;
-  auto r = backend_->setattr(path, change, std::nullopt);
+  auto r = backend_->setattr(path, change, nullptr);
   if (!r.ok()) spdlog::debug("chown of new file {} to the caller failed: {}", path, r.status().ToString());
 }
 
@@ -116,7 +123,7 @@ Result<Filesystem::Target> Filesystem::TargetOf(fuse_ino_t ino) const {
 }
 
 Status Filesystem::CheckWritable() const {
-  if (options_.read_only || !backend_->capabilities().writable) return Status::FromErrno(EROFS, "read-only");
+  if (options_.read_only || !backend_->capabilities().writable) return Status::ReadOnly("read-only");
   return Status::Ok();
 }
 
@@ -153,6 +160,7 @@ Status Filesystem::InvalidatePath(const std::string& path, bool cache_only) {
   cache::CookieRef cookie =
       volume_->Acquire(attr->identity, attr->coherency.bytes, static_cast<uint64_t>(attr->st.st_size));
   cookie->Forget();
+  stack_.attrs->Drop(path);
   if (!cache_only) {
     if (InodeRef inode = inodes_.FindByIdentity(attr->identity)) QueueKernelInval(inode->ino);
   }

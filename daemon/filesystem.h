@@ -23,8 +23,10 @@
 #include "cache/cookie.h"
 #include "cache/read_helper.h"
 #include "cache/volume.h"
+#include "cache/fetcher.h"
 #include "daemon/inode_table.h"
 #include "daemon/mount_options.h"
+#include "daemon/source_stack.h"
 #include "netfs_backends/backend.h"
 
 namespace cachefuse::daemon {
@@ -38,10 +40,12 @@ struct Caller {
 struct FileHandle {
   InodeRef inode;
   netfs::OpenFileRef file;
-  std::shared_ptr<cache::CacheObject> generation;  // the cache data this open reads (see ReadHelper::Read)
+  cache::UseToken use;        // the cookie's generation this open reads (regular files with a cookie)
+  cache::FetcherRef fetcher;  // how the read helper fetches this open's misses
   cache::StreamState stream;
   bool writable = false;
   std::atomic<bool> wrote{false};
+  std::atomic<bool> stale_logged{false};  // "changed on the source" said once per open
 };
 
 struct DirHandle {
@@ -54,7 +58,9 @@ struct Entry {
 
 class Filesystem {
  public:
-  Filesystem(MountOptions options, std::unique_ptr<netfs::Backend> backend, std::unique_ptr<cache::Cache> cache,
+  // source: the bare source; the filesystem puts the shared layers around it
+  // (BuildSourceStack).
+  Filesystem(MountOptions options, std::unique_ptr<netfs::Backend> source, std::unique_ptr<cache::Cache> cache,
              std::shared_ptr<cache::Volume> volume);
   ~Filesystem();
 
@@ -67,6 +73,8 @@ class Filesystem {
   const MountOptions& options() const { return options_; }
   cache::Cache& cache() { return *cache_; }
   netfs::Backend& backend() { return *backend_; }
+  // Every counter of cachefusectl stats: the cache's, then backend.*.
+  std::vector<std::pair<std::string, std::string>> StatsSnapshot() const;
   InodeTable& inodes() { return inodes_; }
   cache::ReadHelper& read_helper() { return *read_helper_; }
 
@@ -96,6 +104,7 @@ class Filesystem {
   Status Read(FileHandle* fh, uint64_t off, size_t size, cache::ReadReply* out);
   Result<size_t> Write(FileHandle* fh, uint64_t off, const char* data, size_t size);
   Status Fsync(FileHandle* fh, bool datasync);
+  Status Flush(FileHandle* fh);
   Status Fallocate(FileHandle* fh, int mode, uint64_t off, uint64_t len);
   void Release(FileHandle* fh);
 
@@ -134,18 +143,19 @@ class Filesystem {
   struct Target {
     std::string path;
     netfs::OpenFileRef file;  // set when there is no path
-    std::optional<netfs::Handle> handle() const {
-      return file ? std::optional<netfs::Handle>(file->handle()) : std::nullopt;
-    }
+    netfs::OpenFile* handle() const { return file.get(); }
   };
   Result<Target> TargetOf(fuse_ino_t ino) const;
   void NoteMetadataChange(fuse_ino_t ino, const Target& target);
+  // The cookie follows a change made through the mount (attributes from the source after it).
+  void FollowWrite(FileHandle* fh, uint64_t off, uint64_t len, const netfs::Attr& attr);
   // Queues a kernel page-cache invalidation for ino (sent from a helper thread).
   void QueueKernelInval(fuse_ino_t ino);
   void NotifierLoop();
 
   const MountOptions options_;
-  std::unique_ptr<netfs::Backend> backend_;
+  SourceStack stack_;
+  netfs::Backend* const backend_;  // stack_.top
   std::unique_ptr<cache::Cache> cache_;
   std::shared_ptr<cache::Volume> volume_;
   std::unique_ptr<cache::ReadHelper> read_helper_;

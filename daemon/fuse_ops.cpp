@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "daemon/filesystem.h"
+#include "daemon/fuse_errno.h"
 
 namespace cachefuse::daemon {
 namespace {
@@ -28,7 +29,7 @@ Caller CallerOf(fuse_req_t req) {
 }
 
 void ReplyStatus(fuse_req_t req, const Status& st) {
-  fuse_reply_err(req, st.ok() ? 0 : st.err());
+  fuse_reply_err(req, FuseErrno(st));
 }
 
 void ReplyEntry(fuse_req_t req, const Result<Entry>& r) {
@@ -66,7 +67,7 @@ void Init(void* userdata, fuse_conn_info* conn) {
 
 void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   auto r = Fs(req).Lookup(parent, name);
-  if (!r.ok() && r.err() == ENOENT && Fs(req).options().negative_timeout > 0) {
+  if (!r.ok() && FuseErrno(r.status()) == ENOENT && Fs(req).options().negative_timeout > 0) {
     fuse_entry_param e{};
     e.ino = 0;  // a negative entry the kernel may remember
     e.entry_timeout = Fs(req).options().negative_timeout;
@@ -166,8 +167,10 @@ void Write(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, off
   fuse_reply_write(req, *r);
 }
 
-void Flush(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* /*fi*/) {
-  fuse_reply_err(req, 0);  // write-through: nothing is buffered here
+void Flush(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
+  // Write-through: nothing is buffered here, but the source may report
+  // write-back errors at close (a kernel NFS mount does).
+  ReplyStatus(req, Fs(req).Flush(Fh(fi)));
 }
 
 void Release(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {

@@ -36,7 +36,7 @@
 #include "daemon/fuse_ops.h"
 #include "daemon/mount_options.h"
 #include "netfs_backends/backend.h"
-#include "netfs_backends/fault_backend.h"
+#include "netfs_backends/registry.h"
 
 namespace cachefuse::daemon {
 namespace {
@@ -174,14 +174,11 @@ int RunDaemon(const MountOptions& mo, int ready_fd) {
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&stop_signals, sig);
   pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
 
-  auto backend = netfs::OpenBackend(mo.source);
+  auto parsed = netfs::ParseSource(mo.source);
+  if (!parsed.ok()) return report.Fail(parsed.status().ToString());
+  auto backend = netfs::OpenSource(*parsed, mo.ToSourceOptions());
   if (!backend.ok()) return report.Fail(backend.status().ToString());
   std::unique_ptr<netfs::Backend> source = std::move(backend.value());
-  if (mo.debug_backend_latency_ms > 0) {
-    netfs::FaultPlan plan;
-    plan.latency_ms = mo.debug_backend_latency_ms;
-    source = std::make_unique<netfs::FaultBackend>(std::move(source), plan);
-  }
   auto cache = cache::Cache::Open(mo.ToCacheOptions());
   if (!cache.ok()) return report.Fail(cache.status().ToString());
   const std::string engine_line =
@@ -285,7 +282,9 @@ int Main(int argc, char** argv) {
   app.add_flag("-f,--foreground", foreground, "stay in the foreground (for systemd)");
   app.add_flag("-d,--debug", debug, "foreground, with debug logging");
   app.add_option("-o", opts, "mount options, comma-separated (below)")->take_all();
-  app.set_version_flag("-V,--version", std::string("cachefuse ") + kVersion);
+  std::string sources;
+  for (const auto& name : netfs::CompiledSources()) sources += (sources.empty() ? "" : " ") + name;
+  app.set_version_flag("-V,--version", std::string("cachefuse ") + kVersion + "\nsources: " + sources);
   app.footer(HelpFooter());
   try {
     app.parse(argc, argv);
@@ -308,11 +307,11 @@ int Main(int argc, char** argv) {
   }
   if (debug) mo.log_level = "debug";
 
-  // Check what can be checked before anything starts.
+  // Check what can be checked before anything starts; the daemon connects.
   {
-    auto backend = netfs::OpenBackend(source);
-    if (!backend.ok()) {
-      std::fprintf(stderr, "cachefuse: %s\n", backend.status().ToString().c_str());
+    auto parsed = netfs::ParseSource(source);
+    if (!parsed.ok()) {
+      std::fprintf(stderr, "cachefuse: %s\n", parsed.status().ToString().c_str());
       return 1;
     }
   }

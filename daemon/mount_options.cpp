@@ -138,13 +138,16 @@ const std::vector<OptionDoc>& OptionDocs() {
       {"brun,bcull,bstop", "PCT", "free space %: cull below bcull until brun; stop caching below bstop (10,7,3)"},
       {"frun,fcull,fstop", "PCT", "the same for free files (10,7,3)"},
       {"threads", "N", "most FUSE worker threads (default 16)"},
+      {"retries", "N", "retries of a source read or lookup after a transient error, 0-100 (default 4)"},
+      {"retry_budget", "SECONDS", "most time one source call may take with its retries; then EIO (default 30)"},
+      {"source_timeout", "SECONDS", "most time one attempt of a source read may take (default 15)"},
       {"log_level", "debug|info|warn|error", "log verbosity (default info)"},
       {"config", "FILE", "read options from a TOML file of key = value lines"},
       {"allow_other", "", "let other users use the mount (implies default_permissions)"},
       {"default_permissions", "", "let the kernel check permissions"},
       {"ro", "", "read-only mount"},
       {"fsname", "NAME", "name shown in /proc/mounts (default: the source)"},
-      {"debug_backend_latency_ms", "N", "testing: add N ms to every source read"},
+      {"debug_backend_latency_ms", "N", "testing: add N ms to every source lookup, listing, open and read"},
       {"debug_cache_fail_reads", "", "testing: make every cache read fail"},
   };
   return docs;
@@ -247,6 +250,17 @@ void ApplyOption(MountOptions& o, const std::string& item) {
   } else if (key == "threads") {
     need_value();
     o.threads = NeedCount(key, value, 1, 1024);
+  } else if (key == "retries") {
+    need_value();
+    o.retries = NeedCount(key, value, 0, 100);
+  } else if (key == "retry_budget") {
+    need_value();
+    o.retry_budget = NeedSeconds(key, value);
+    if (o.retry_budget <= 0) throw OptionError("option retry_budget=" + value + ": must be more than 0");
+  } else if (key == "source_timeout") {
+    need_value();
+    o.source_timeout = NeedSeconds(key, value);
+    if (o.source_timeout <= 0) throw OptionError("option source_timeout=" + value + ": must be more than 0");
   } else if (key == "log_level") {
     need_value();
     if (value != "trace" && value != "debug" && value != "info" && value != "warn" && value != "error") {
@@ -360,6 +374,20 @@ cache::ReadHelperOptions MountOptions::ToReadHelperOptions() const {
   r.readahead = readahead;
   r.max_backend_inflight = max_backend_inflight;
   return r;
+}
+
+netfs::RetryPolicy MountOptions::ToRetryPolicy() const {
+  netfs::RetryPolicy p;
+  p.max_attempts = retries + 1;
+  p.call_timeout = std::chrono::milliseconds(static_cast<int64_t>(source_timeout * 1000));
+  p.budget = std::chrono::milliseconds(static_cast<int64_t>(retry_budget * 1000));
+  return p;
+}
+
+netfs::SourceOptions MountOptions::ToSourceOptions() const {
+  netfs::SourceOptions so;
+  so.timeout_ms = static_cast<unsigned>(source_timeout * 1000);
+  return so;
 }
 
 std::string MountOptions::FuseMountOptions() const {

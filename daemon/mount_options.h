@@ -9,6 +9,8 @@
 
 #include "cache/cache.h"
 #include "cache/read_helper.h"
+#include "netfs_backends/registry.h"
+#include "netfs_backends/retry_backend.h"
 
 namespace cachefuse::daemon {
 
@@ -35,6 +37,10 @@ struct MountOptions {
   uint64_t max_inflight = 32ULL << 20;
   unsigned cache_error_limit = 8;
   unsigned threads = 16;     // most FUSE worker threads
+  // The call policy around the source (netfs_backends/retry_backend.h).
+  unsigned retries = 4;          // retries of an idempotent call after a transient failure
+  double retry_budget = 30.0;    // seconds all attempts of one call may take
+  double source_timeout = 15.0;  // seconds one attempt of a read may take
   cache::CullLimits limits;  // cache_size, brun/bcull/bstop, frun/fcull/fstop
   std::string log_level = "info";
 
@@ -51,6 +57,8 @@ struct MountOptions {
 
   cache::CacheOptions ToCacheOptions() const;
   cache::ReadHelperOptions ToReadHelperOptions() const;
+  netfs::RetryPolicy ToRetryPolicy() const;
+  netfs::SourceOptions ToSourceOptions() const;
   // The -o string handed to the kernel mount (through libfuse).
   std::string FuseMountOptions() const;
 };

@@ -22,11 +22,11 @@ void Filesystem::Forget(fuse_ino_t ino, uint64_t nlookup) {
 Result<struct stat> Filesystem::GetAttr(fuse_ino_t ino, FileHandle* fh) {
   Result<netfs::Attr> attr = Status::FromErrno(ENOENT, "");
   if (fh) {
-    attr = fh->file->backend().fstat(fh->file->handle());
+    attr = backend_->fstat(*fh->file);
   } else {
     auto target = TargetOf(ino);
     if (!target.ok()) return target.status();
-    attr = target->file ? backend_->fstat(target->file->handle()) : backend_->stat(target->path);
+    attr = target->file ? backend_->fstat(*target->file) : backend_->stat(target->path);
   }
   if (!attr.ok()) return attr.status();
   if (InodeRef inode = inodes_.Get(ino)) Revalidate(inode, *attr);
@@ -53,14 +53,17 @@ Result<struct stat> Filesystem::SetAttr(fuse_ino_t ino, const struct stat& in, i
   } else if (to_set & FUSE_SET_ATTR_MTIME) {
     change.mtime = in.st_mtim;
   }
-  std::optional<netfs::Handle> handle;
+  netfs::OpenFile* handle = nullptr;
   if (fh) {
-    handle = fh->file->handle();
+    handle = fh->file.get();
   } else if (target.ok()) {
     handle = target->handle();
   }
   InodeRef inode = inodes_.Get(ino);
   const bool resize = change.size.has_value();
+  // Any change moves the source's token (ctime): reads racing with it retry.
+  cache::ChangeScope scope;
+  if (inode && inode->cookie) scope = inode->cookie->BeginChange();
   auto attr = backend_->setattr(target.ok() ? target->path : std::string(), change, handle);
   if (!attr.ok()) return attr.status();
   if (inode && inode->cookie) {
@@ -86,7 +89,7 @@ Result<struct statvfs> Filesystem::StatFs(fuse_ino_t /*ino*/) {
 
 Status Filesystem::Access(fuse_ino_t ino, int mask) {
   if ((mask & W_OK) && (options_.read_only || !backend_->capabilities().writable)) {
-    return Status::FromErrno(EROFS, "read-only");
+    return Status::ReadOnly("read-only");
   }
   auto path = inodes_.Path(ino);
   if (!path.ok()) return path.status();

@@ -59,7 +59,7 @@ Result<std::string> Filesystem::ListXattr(fuse_ino_t ino) {
 void Filesystem::NoteMetadataChange(fuse_ino_t ino, const Target& target) {
   InodeRef inode = inodes_.Get(ino);
   if (!inode || !inode->cookie) return;
-  auto attr = target.file ? backend_->fstat(target.file->handle()) : backend_->stat(target.path);
+  auto attr = target.file ? backend_->fstat(*target.file) : backend_->stat(target.path);
   if (attr.ok()) inode->cookie->NoteAttrChange(attr->coherency.bytes);
 }
 
@@ -70,6 +70,8 @@ Status Filesystem::SetXattr(fuse_ino_t ino, const std::string& name, const std::
   if (!w.ok()) return w;
   auto target = TargetOf(ino);
   if (!target.ok()) return target.status();
+  cache::ChangeScope scope;  // the change moves the file's ctime, so its token
+  if (InodeRef inode = inodes_.Get(ino); inode && inode->cookie) scope = inode->cookie->BeginChange();
   Status st = backend_->setxattr(target->path, name, value, flags, target->handle());
   if (!st.ok()) return st;
   NoteMetadataChange(ino, *target);
@@ -83,6 +85,8 @@ Status Filesystem::RemoveXattr(fuse_ino_t ino, const std::string& name) {
   if (!w.ok()) return w;
   auto target = TargetOf(ino);
   if (!target.ok()) return target.status();
+  cache::ChangeScope scope;  // the change moves the file's ctime, so its token
+  if (InodeRef inode = inodes_.Get(ino); inode && inode->cookie) scope = inode->cookie->BeginChange();
   Status st = backend_->removexattr(target->path, name, target->handle());
   if (!st.ok()) return st;
   NoteMetadataChange(ino, *target);
