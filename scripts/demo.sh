@@ -2,8 +2,8 @@
 # The main job, for a newcomer: installs packages, builds, makes a demo source
 # tree, mounts it with cachefuse on the default cache dir, reads it cold and
 # warm, and shows the cache counters. Leaves the mount up for you to try.
-#   sudo scripts/demo.sh            demo under /var/tmp/cachefuse-demo
-#   sudo scripts/demo.sh --stop     unmount the demo
+#   bash scripts/demo.sh            demo under /var/tmp/cachefuse-demo
+#   bash scripts/demo.sh --stop     unmount the demo
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEMO=${DEMO_DIR:-/var/tmp/cachefuse-demo}
@@ -50,4 +50,4 @@ cmp "$SRC/dataset.bin" "$MNT/dataset.bin" && echo "bytes identical to the source
 echo "cached ranges of dataset.bin: $(getfattr --absolute-names --only-values -n user.cachefuse.cached "$MNT/dataset.bin")"
 echo
 echo "The demo stays mounted on $MNT. Try: ls -l $MNT; $BIN/cachefusectl status $MNT"
-echo "Stop it with: sudo scripts/demo.sh --stop"
+echo "Stop it with: bash scripts/demo.sh --stop"
