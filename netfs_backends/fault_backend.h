@@ -6,6 +6,7 @@
 #include <atomic>
 #include <bitset>
 #include <memory>
+#include <mutex>
 
 #include "netfs_backends/backend.h"
 
@@ -14,19 +15,19 @@ namespace cachefuse::netfs {
 struct FaultPlan {
   // Which calls the plan applies to (all by default).
   std::bitset<kOpCount> ops = std::bitset<kOpCount>().set();
-  unsigned latency_ms = 0;           // added to every chosen call
-  unsigned fail_every_nth = 0;       // every Nth chosen call fails (0 = never)
-  unsigned fail_first_n = 0;         // the first N chosen calls fail (then they work)
+  unsigned latency_ms = 0;      // added to every chosen call
+  unsigned fail_every_nth = 0;  // every Nth chosen call fails (0 = never)
+  unsigned fail_first_n = 0;    // the first N chosen calls fail (then they work)
   Status fail_with = Status::FromErrno(EIO, "injected failure");
-  unsigned short_every_nth = 0;      // every Nth read_range returns half of the first buffer
-  unsigned hang_every_nth = 0;       // every Nth chosen call hangs: until its deadline (then
-                                     // kTimeout), or hang_ms where it has none
+  unsigned short_every_nth = 0;  // every Nth read_range returns half of the first buffer
+  unsigned hang_every_nth = 0;   // every Nth chosen call hangs: until its deadline (then
+                                 // kTimeout), or hang_ms where it has none
   unsigned hang_ms = 60000;
 };
 
 class FaultBackend final : public ForwardingBackend {
  public:
-  FaultBackend(std::unique_ptr<Backend> inner, FaultPlan plan) : ForwardingBackend(std::move(inner)), plan_(plan) {}
+  FaultBackend(std::unique_ptr<Backend> inner, FaultPlan plan);
 
   // Counters for tests: chosen calls seen, and read_range calls and bytes that reached the inner backend.
   uint64_t calls() const { return calls_.load(); }
@@ -42,7 +43,19 @@ class FaultBackend final : public ForwardingBackend {
   Status Before(Op op, Deadline deadline) override;
 
  private:
-  FaultPlan plan_;  // not changed while calls run, except through set_plan between test steps
+  // A plan and the count of calls it chose, which its schedules (every Nth,
+  // the first N) run by: a new plan starts counting afresh.
+  struct Active {
+    explicit Active(const FaultPlan& p) : plan(p) {}
+    const FaultPlan plan;
+    std::atomic<uint64_t> chosen{0};
+    std::atomic<uint64_t> reads{0};  // read_range calls chosen
+  };
+  std::shared_ptr<Active> Current() const;
+  Status Apply(Active& active, Deadline deadline);
+
+  mutable std::mutex mu_;
+  std::shared_ptr<Active> active_;  // GUARDED_BY(mu_); calls in flight keep the one they began with
   std::atomic<uint64_t> calls_{0};
   std::atomic<uint64_t> reads_{0};
   std::atomic<uint64_t> bytes_{0};

@@ -19,11 +19,11 @@
 namespace cachefuse::netfs {
 
 struct RetryPolicy {
-  unsigned max_attempts = 5;                              // retry_max + 1 (1: no retries)
-  std::chrono::milliseconds initial_backoff{100};         // before the first retry
-  std::chrono::milliseconds max_backoff{5000};            // cap of one wait
-  std::chrono::milliseconds call_timeout{30000};          // deadline of one attempt (read_range)
-  std::chrono::milliseconds budget{60000};                // all attempts and waits of one call
+  unsigned max_attempts = 5;                       // retry_max + 1 (1: no retries)
+  std::chrono::milliseconds initial_backoff{100};  // before the first retry
+  std::chrono::milliseconds max_backoff{5000};     // cap of one wait
+  std::chrono::milliseconds call_timeout{30000};   // deadline of one attempt (read_range)
+  std::chrono::milliseconds budget{60000};         // all attempts and waits of one call
 };
 
 struct BackendCounters {
@@ -78,6 +78,12 @@ class RetryBackend final : public ForwardingBackend {
   Status removexattr(const std::string& path, const std::string& name, OpenFile* f) override;
 
  private:
+  std::chrono::milliseconds Backoff(unsigned retry) const;
+  template <typename Attempt>
+  auto Run(Op op, bool retry, Deadline end, Attempt&& attempt) -> decltype(attempt(kNoDeadline));
+  template <typename Attempt>
+  auto Call(Op op, Attempt&& attempt) -> decltype(attempt());
+
   RetryPolicy policy_;
   SleepFn sleep_;
   BackendCounters counters_;
