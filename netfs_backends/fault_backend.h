@@ -33,7 +33,8 @@ class FaultBackend final : public ForwardingBackend {
   uint64_t calls() const { return calls_.load(); }
   uint64_t reads() const { return reads_.load(); }
   uint64_t bytes_read() const { return bytes_.load(); }
-  // Replaces the plan (tests switch faults on and off between steps).
+  // Replaces the plan (tests switch faults on and off between steps); its
+  // schedules (fail_first_n, every Nth) count from this call. Thread-safe.
   void set_plan(const FaultPlan& plan);
 
   Result<size_t> read_range(OpenFile& f, uint64_t offset, std::span<const struct iovec> bufs,

@@ -30,6 +30,12 @@ milliseconds Jittered(milliseconds cap) {
   return milliseconds(dist(rng));
 }
 
+// t + d, or kNoDeadline where that would overflow (a budget of "forever").
+Deadline After(Clock::time_point t, milliseconds d) {
+  if (d >= std::chrono::duration_cast<milliseconds>(kNoDeadline - t)) return kNoDeadline;
+  return t + d;
+}
+
 }  // namespace
 
 uint64_t BackendCounters::total_calls() const {
@@ -74,7 +80,7 @@ auto RetryBackend::Run(Op op, bool retry, Deadline end, Attempt&& attempt) -> de
   BackendCounters::Counter& calls = counters_.calls[static_cast<size_t>(op)];
   for (unsigned n = 1;; ++n) {
     calls.fetch_add(1, std::memory_order_relaxed);
-    const Deadline attempt_deadline = std::min(end, Clock::now() + policy_.call_timeout);
+    const Deadline attempt_deadline = std::min(end, After(Clock::now(), policy_.call_timeout));
     auto r = attempt(attempt_deadline);
     const Status& s = StatusOf(r);
     if (s.ok()) return r;
@@ -97,7 +103,7 @@ auto RetryBackend::Run(Op op, bool retry, Deadline end, Attempt&& attempt) -> de
 
 template <typename Attempt>
 auto RetryBackend::Call(Op op, Attempt&& attempt) -> decltype(attempt()) {
-  const Deadline end = Clock::now() + policy_.budget;
+  const Deadline end = After(Clock::now(), policy_.budget);
   return Run(op, IsIdempotent(op), end, [&](Deadline) { return attempt(); });
 }
 
@@ -112,7 +118,8 @@ Result<std::vector<DirEntry>> RetryBackend::list(const std::string& dir) {
 Result<OpenFileRef> RetryBackend::open(const std::string& path, int flags) {
   // An open that truncates or creates changes the file: not made twice.
   const bool retry = (flags & (O_TRUNC | O_CREAT)) == 0;
-  return Run(Op::kOpen, retry, Clock::now() + policy_.budget, [&](Deadline) { return inner().open(path, flags); });
+  return Run(Op::kOpen, retry, After(Clock::now(), policy_.budget),
+             [&](Deadline) { return inner().open(path, flags); });
 }
 
 Result<OpenFileRef> RetryBackend::create(const std::string& path, int flags, mode_t mode) {
@@ -127,7 +134,7 @@ Result<size_t> RetryBackend::read_range(OpenFile& f, uint64_t offset, std::span<
                                         const ReadOptions& options) {
   // Each attempt answers by min(the caller's deadline, now + call_timeout,
   // the end of the budget).
-  const Deadline end = std::min(options.deadline, Clock::now() + policy_.budget);
+  const Deadline end = std::min(options.deadline, After(Clock::now(), policy_.budget));
   return Run(Op::kRead, true, end, [&](Deadline deadline) {
     ReadOptions attempt = options;
     attempt.deadline = deadline;

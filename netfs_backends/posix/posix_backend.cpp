@@ -215,15 +215,15 @@ Result<size_t> PosixBackend::read_range(OpenFile& f, uint64_t offset, std::span<
     if (errno != EINTR) return ErrnoStatus("read " + pf.path());
   }
   if (options.expect != nullptr) {
-    // Were these bytes of the expected version? The token holds mtime and
-    // ctime in ns, size and inode. Every change of the file's data moves its
-    // ctime forward (no call sets ctime back; only the system clock could), so a token read after
-    // the read that still equals the expected one, taken before it, proves
-    // the file did not change in between: the bytes are of that version. A
-    // changed token fails the read, even if the change was elsewhere in the
-    // file (an append): that is for the caller to sort out, not this layer.
-    // The limit is the timestamp granularity: two changes within one tick of
-    // the filesystem's clock look like one.
+    // Were these bytes of the expected version? The caller took the token
+    // (mtime and ctime in ns, size, inode) before this read began. Every
+    // change of a file moves its ctime forward, and no call sets ctime back
+    // (only the system clock going back could), so if the token after the
+    // read still equals the expected one, nothing changed the file between
+    // then and now, and the bytes are of that version. A changed token fails
+    // the read even if the change was elsewhere in the file (an append): the
+    // caller decides what that means. The limit is timestamp granularity: a
+    // change within the same clock tick as the token was taken goes unseen.
     auto now = FstatFd(pf.fd(), pf.path());
     if (!now.ok()) return now.status();
     if (!(now->coherency == *options.expect)) return Status::Stale(pf.path() + ": changed on the source");

@@ -348,6 +348,18 @@ TEST_CASE("RetryBackend: the budget caps all attempts of one call") {
   }
 }
 
+TEST_CASE("RetryBackend: limits of \"forever\" do not overflow") {
+  RetryPolicy policy;
+  policy.call_timeout = milliseconds::max();
+  policy.budget = milliseconds::max();
+  Fixture f(policy, Failing(Status::Timeout("slow"), 2));
+  std::string buf(4, '\0');
+  auto r = f.be->read_buf(*f.file, 0, std::span<char>(buf.data(), buf.size()));
+  REQUIRE(r.ok());
+  CHECK(f.calls(Op::kRead) == 3);
+  CHECK(f.be->stat("data").ok());
+}
+
 TEST_CASE("RetryBackend backoff grows exponentially to max_backoff, with full jitter") {
   RetryPolicy policy;
   policy.max_attempts = 8;
