@@ -30,7 +30,7 @@ class AttrCacheBackend final : public ForwardingBackend {
  public:
   using NowFn = std::function<Clock::time_point()>;
   AttrCacheBackend(std::unique_ptr<Backend> inner, AttrCacheOptions options, NowFn now = {});
-  ~AttrCacheBackend() override;
+  ~AttrCacheBackend() override;  // where Impl is complete
 
   // Drops what is known of path (and its parent's listing); recursive: all below too.
   void Drop(const std::string& path, bool recursive = false);

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <bitset>
 #include <memory>
+#include <mutex>
 
 #include "netfs_backends/backend.h"
 
@@ -26,13 +27,14 @@ struct FaultPlan {
 
 class FaultBackend final : public ForwardingBackend {
  public:
-  FaultBackend(std::unique_ptr<Backend> inner, FaultPlan plan) : ForwardingBackend(std::move(inner)), plan_(plan) {}
+  FaultBackend(std::unique_ptr<Backend> inner, FaultPlan plan);
 
   // Counters for tests: chosen calls seen, and read_range calls and bytes that reached the inner backend.
   uint64_t calls() const { return calls_.load(); }
   uint64_t reads() const { return reads_.load(); }
   uint64_t bytes_read() const { return bytes_.load(); }
-  // Replaces the plan (tests switch faults on and off between steps).
+  // Replaces the plan (tests switch faults on and off between steps); its
+  // schedules (fail_first_n, every Nth) count from this call. Thread-safe.
   void set_plan(const FaultPlan& plan);
 
   Result<size_t> read_range(OpenFile& f, uint64_t offset, std::span<const struct iovec> bufs,
@@ -42,7 +44,19 @@ class FaultBackend final : public ForwardingBackend {
   Status Before(Op op, Deadline deadline) override;
 
  private:
-  FaultPlan plan_;  // not changed while calls run, except through set_plan between test steps
+  // A plan and the count of calls it chose, which its schedules (every Nth,
+  // the first N) run by: a new plan starts counting afresh.
+  struct Active {
+    explicit Active(const FaultPlan& p) : plan(p) {}
+    const FaultPlan plan;
+    std::atomic<uint64_t> chosen{0};
+    std::atomic<uint64_t> reads{0};  // read_range calls chosen
+  };
+  std::shared_ptr<Active> Current() const;
+  Status Apply(Active& active, Deadline deadline);
+
+  mutable std::mutex mu_;
+  std::shared_ptr<Active> active_;  // GUARDED_BY(mu_); calls in flight keep the one they began with
   std::atomic<uint64_t> calls_{0};
   std::atomic<uint64_t> reads_{0};
   std::atomic<uint64_t> bytes_{0};

@@ -78,6 +78,12 @@ class RetryBackend final : public ForwardingBackend {
   Status removexattr(const std::string& path, const std::string& name, OpenFile* f) override;
 
  private:
+  std::chrono::milliseconds Backoff(unsigned retry) const;
+  template <typename Attempt>
+  auto Run(Op op, bool retry, Deadline end, Attempt&& attempt) -> decltype(attempt(kNoDeadline));
+  template <typename Attempt>
+  auto Call(Op op, Attempt&& attempt) -> decltype(attempt());
+
   RetryPolicy policy_;
   SleepFn sleep_;
   BackendCounters counters_;

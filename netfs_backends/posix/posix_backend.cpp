@@ -8,10 +8,37 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace cachefuse::netfs {
 namespace {
+
+// An open file of the posix source: the fd, closed when the last holder lets
+// go, and the path it was opened by (for messages; it may have moved since).
+class PosixFile final : public OpenFile {
+ public:
+  PosixFile(Attr attr, UniqueFd fd, std::string path)
+      : OpenFile(std::move(attr)), fd_(std::move(fd)), path_(std::move(path)) {}
+  int fd() const { return fd_.get(); }
+  const std::string& path() const { return path_; }
+
+ private:
+  const UniqueFd fd_;
+  const std::string path_;
+};
+
+// The posix file behind f. Files go back to the stack that opened them; one
+// from another source is a bug in the caller, not an error to answer.
+PosixFile& Posix(OpenFile& f) {
+  auto* p = dynamic_cast<PosixFile*>(&f);
+  if (p == nullptr) {
+    std::fprintf(stderr, "cachefuse: PosixBackend given an open file of another backend\n");
+    std::abort();
+  }
+  return *p;
+}
 
 void PutLe64(std::string& out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
@@ -139,75 +166,114 @@ uint64_t SourceOpenFlags(int flags) {
 
 }  // namespace
 
-Result<Handle> PosixBackend::open(const std::string& path, int flags) {
-  if (!IsCleanRelativePath(path)) return Status::Invalid("bad path '" + path + "'");
+Result<OpenFileRef> PosixBackend::OpenFileAt(const std::string& path, uint64_t flags, mode_t mode,
+                                             const char* what) const {
   struct open_how how {};
-  how.flags = SourceOpenFlags(flags & ~(O_CREAT | O_EXCL));
+  how.flags = flags;
+  how.mode = mode;
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
-  long fd = ::syscall(SYS_openat2, root_fd_.get(), AtName(path), &how, sizeof how);
-  if (fd < 0) return ErrnoStatus("open " + path);
-  return static_cast<Handle>(fd);
+  long raw = ::syscall(SYS_openat2, root_fd_.get(), AtName(path), &how, sizeof how);
+  if (raw < 0) return ErrnoStatus(std::string(what) + " " + path);
+  UniqueFd fd(static_cast<int>(raw));
+  auto attr = FstatFd(fd.get(), path);
+  if (!attr.ok()) return attr.status();
+  return OpenFileRef(std::make_shared<PosixFile>(std::move(attr.value()), std::move(fd), path));
 }
 
-Result<Handle> PosixBackend::create(const std::string& path, int flags, mode_t mode) {
-  if (!IsCleanRelativePath(path)) return Status::Invalid("bad path '" + path + "'");
-  if (path.empty()) return Status::FromErrno(EEXIST, "create of the root");
-  struct open_how how {};
-  how.flags = SourceOpenFlags(flags) | O_CREAT;
-  how.mode = mode & 07777;
-  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
-  long fd = ::syscall(SYS_openat2, root_fd_.get(), path.c_str(), &how, sizeof how);
-  if (fd < 0) return ErrnoStatus("create " + path);
-  return static_cast<Handle>(fd);
-}
-
-void PosixBackend::close(Handle h) {
-  ::close(static_cast<int>(h));
-}
-
-Result<Attr> PosixBackend::fstat(Handle h) {
+Result<Attr> PosixBackend::FstatFd(int fd, const std::string& what) const {
   struct stat st {};
-  if (::fstat(static_cast<int>(h), &st) != 0) return ErrnoStatus("fstat");
+  if (::fstat(fd, &st) != 0) return ErrnoStatus("fstat " + what);
   return MakeAttr(st);
 }
 
-Result<size_t> PosixBackend::read_range(Handle h, uint64_t offset, std::span<const struct iovec> bufs) {
-  for (;;) {
-    ssize_t n = ::preadv(static_cast<int>(h), bufs.data(), static_cast<int>(bufs.size()), static_cast<off_t>(offset));
-    if (n >= 0) return static_cast<size_t>(n);
-    if (errno != EINTR) return ErrnoStatus("read");
-  }
+Result<OpenFileRef> PosixBackend::open(const std::string& path, int flags) {
+  if (!IsCleanRelativePath(path)) return Status::Invalid("bad path '" + path + "'");
+  return OpenFileAt(path, SourceOpenFlags(flags & ~(O_CREAT | O_EXCL)), 0, "open");
 }
 
-Result<size_t> PosixBackend::write(Handle h, uint64_t offset, std::span<const char> data) {
+Result<OpenFileRef> PosixBackend::create(const std::string& path, int flags, mode_t mode) {
+  if (!IsCleanRelativePath(path)) return Status::Invalid("bad path '" + path + "'");
+  if (path.empty()) return Status::FromErrno(EEXIST, "create of the root");
+  return OpenFileAt(path, SourceOpenFlags(flags) | O_CREAT, mode & 07777, "create");
+}
+
+Result<Attr> PosixBackend::fstat(OpenFile& f) {
+  PosixFile& pf = Posix(f);
+  return FstatFd(pf.fd(), pf.path());
+}
+
+Result<size_t> PosixBackend::read_range(OpenFile& f, uint64_t offset, std::span<const struct iovec> bufs,
+                                        const ReadOptions& options) {
+  PosixFile& pf = Posix(f);
+  size_t got = 0;
+  for (;;) {
+    ssize_t n = ::preadv(pf.fd(), bufs.data(), static_cast<int>(bufs.size()), static_cast<off_t>(offset));
+    if (n >= 0) {
+      got = static_cast<size_t>(n);
+      break;
+    }
+    if (errno != EINTR) return ErrnoStatus("read " + pf.path());
+  }
+  if (options.expect != nullptr) {
+    // Were these bytes of the expected version? The caller took the token
+    // (mtime and ctime in ns, size, inode) before this read began. Every
+    // change of a file moves its ctime forward, and no call sets ctime back
+    // (only the system clock going back could), so if the token after the
+    // read still equals the expected one, nothing changed the file between
+    // then and now, and the bytes are of that version. A changed token fails
+    // the read even if the change was elsewhere in the file (an append): the
+    // caller decides what that means. The limit is timestamp granularity: a
+    // change within the same clock tick as the token was taken goes unseen.
+    auto now = FstatFd(pf.fd(), pf.path());
+    if (!now.ok()) return now.status();
+    if (!(now->coherency == *options.expect)) return Status::Stale(pf.path() + ": changed on the source");
+  }
+  return got;
+}
+
+Result<WriteResult> PosixBackend::write(OpenFile& f, uint64_t offset, std::span<const char> data) {
+  PosixFile& pf = Posix(f);
   size_t done = 0;
   while (done < data.size()) {
-    ssize_t n =
-        ::pwrite(static_cast<int>(h), data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
+    ssize_t n = ::pwrite(pf.fd(), data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       if (done > 0) break;
-      return ErrnoStatus("write");
+      return ErrnoStatus("write " + pf.path());
     }
     done += static_cast<size_t>(n);
   }
-  return done;
+  auto attr = FstatFd(pf.fd(), pf.path());
+  if (!attr.ok()) return attr.status();
+  return WriteResult{done, std::move(attr.value())};
 }
 
-Status PosixBackend::fsync(Handle h, bool datasync) {
-  int rc = datasync ? ::fdatasync(static_cast<int>(h)) : ::fsync(static_cast<int>(h));
-  return rc == 0 ? Status::Ok() : ErrnoStatus("fsync");
+Status PosixBackend::fsync(OpenFile& f, bool datasync) {
+  PosixFile& pf = Posix(f);
+  int rc = datasync ? ::fdatasync(pf.fd()) : ::fsync(pf.fd());
+  return rc == 0 ? Status::Ok() : ErrnoStatus("fsync " + pf.path());
 }
 
-Status PosixBackend::fallocate(Handle h, int mode, uint64_t offset, uint64_t length) {
-  if (::fallocate(static_cast<int>(h), mode, static_cast<off_t>(offset), static_cast<off_t>(length)) != 0) {
-    return ErrnoStatus("fallocate");
+// Closing a duplicate reports what close(2) of the file would (write-back
+// errors of NFS, quota) and leaves the file open: libfuse's passthrough_hp
+// flush does the same.
+Status PosixBackend::flush(OpenFile& f) {
+  PosixFile& pf = Posix(f);
+  int copy = ::fcntl(pf.fd(), F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) return ErrnoStatus("flush " + pf.path());
+  return ::close(copy) == 0 ? Status::Ok() : ErrnoStatus("flush " + pf.path());
+}
+
+Status PosixBackend::fallocate(OpenFile& f, int mode, uint64_t offset, uint64_t length) {
+  PosixFile& pf = Posix(f);
+  if (::fallocate(pf.fd(), mode, static_cast<off_t>(offset), static_cast<off_t>(length)) != 0) {
+    return ErrnoStatus("fallocate " + pf.path());
   }
   return Status::Ok();
 }
 
-Result<Attr> PosixBackend::setattr(const std::string& path, const SetAttr& c, std::optional<Handle> h) {
-  const int fd = h ? static_cast<int>(*h) : -1;
+Result<Attr> PosixBackend::setattr(const std::string& path, const SetAttr& c, OpenFile* f) {
+  const int fd = f != nullptr ? Posix(*f).fd() : -1;
   At at;
   if (fd < 0) {
     auto r = Resolve(path);
@@ -242,7 +308,7 @@ Result<Attr> PosixBackend::setattr(const std::string& path, const SetAttr& c, st
     int rc = fd >= 0 ? ::futimens(fd, times) : ::utimensat(at.dirfd, name, times, AT_SYMLINK_NOFOLLOW);
     if (rc != 0) return ErrnoStatus("utimens " + path);
   }
-  if (fd >= 0) return fstat(*h);
+  if (fd >= 0) return FstatFd(fd, path);
   struct stat st {};
   if (::fstatat(at.dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return ErrnoStatus("stat " + path);
   return MakeAttr(st);
@@ -390,30 +456,30 @@ Status RemoveXattrAt(const std::string& proc, const std::string& name, const std
 
 }  // namespace
 
-Result<std::string> PosixBackend::getxattr(const std::string& path, const std::string& name, std::optional<Handle> h) {
-  if (h) return GetXattrAt(ProcPath(static_cast<int>(*h)), name, path);
+Result<std::string> PosixBackend::getxattr(const std::string& path, const std::string& name, OpenFile* f) {
+  if (f != nullptr) return GetXattrAt(ProcPath(Posix(*f).fd()), name, path);
   auto fd = OpenPath(path);
   if (!fd.ok()) return fd.status();
   return GetXattrAt(ProcPath(fd->get()), name, path);
 }
 
-Result<std::vector<std::string>> PosixBackend::listxattr(const std::string& path, std::optional<Handle> h) {
-  if (h) return ListXattrAt(ProcPath(static_cast<int>(*h)), path);
+Result<std::vector<std::string>> PosixBackend::listxattr(const std::string& path, OpenFile* f) {
+  if (f != nullptr) return ListXattrAt(ProcPath(Posix(*f).fd()), path);
   auto fd = OpenPath(path);
   if (!fd.ok()) return fd.status();
   return ListXattrAt(ProcPath(fd->get()), path);
 }
 
 Status PosixBackend::setxattr(const std::string& path, const std::string& name, const std::string& value, int flags,
-                              std::optional<Handle> h) {
-  if (h) return SetXattrAt(ProcPath(static_cast<int>(*h)), name, value, flags, path);
+                              OpenFile* f) {
+  if (f != nullptr) return SetXattrAt(ProcPath(Posix(*f).fd()), name, value, flags, path);
   auto fd = OpenPath(path);
   if (!fd.ok()) return fd.status();
   return SetXattrAt(ProcPath(fd->get()), name, value, flags, path);
 }
 
-Status PosixBackend::removexattr(const std::string& path, const std::string& name, std::optional<Handle> h) {
-  if (h) return RemoveXattrAt(ProcPath(static_cast<int>(*h)), name, path);
+Status PosixBackend::removexattr(const std::string& path, const std::string& name, OpenFile* f) {
+  if (f != nullptr) return RemoveXattrAt(ProcPath(Posix(*f).fd()), name, path);
   auto fd = OpenPath(path);
   if (!fd.ok()) return fd.status();
   return RemoveXattrAt(ProcPath(fd->get()), name, path);

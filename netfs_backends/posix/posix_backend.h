@@ -16,18 +16,22 @@ class PosixBackend final : public Backend {
 
   std::string describe() const override { return "posix:" + root_path_; }
   Capabilities capabilities() const override { return caps_; }
+  // The root as opened: absolute, symlinks resolved.
+  const std::string& root_path() const { return root_path_; }
 
   Result<Attr> stat(const std::string& path) override;
   Result<std::vector<DirEntry>> list(const std::string& dir) override;
-  Result<Handle> open(const std::string& path, int flags) override;
-  Result<Handle> create(const std::string& path, int flags, mode_t mode) override;
-  void close(Handle h) override;
-  Result<Attr> fstat(Handle h) override;
-  Result<size_t> read_range(Handle h, uint64_t offset, std::span<const struct iovec> bufs) override;
-  Result<size_t> write(Handle h, uint64_t offset, std::span<const char> data) override;
-  Status fsync(Handle h, bool datasync) override;
-  Status fallocate(Handle h, int mode, uint64_t offset, uint64_t length) override;
-  Result<Attr> setattr(const std::string& path, const SetAttr& change, std::optional<Handle> h) override;
+  Result<OpenFileRef> open(const std::string& path, int flags) override;
+  Result<OpenFileRef> create(const std::string& path, int flags, mode_t mode) override;
+  Result<Attr> fstat(OpenFile& f) override;
+  // Local reads do not block for long: options.deadline is not checked.
+  Result<size_t> read_range(OpenFile& f, uint64_t offset, std::span<const struct iovec> bufs,
+                            const ReadOptions& options) override;
+  Result<WriteResult> write(OpenFile& f, uint64_t offset, std::span<const char> data) override;
+  Status fsync(OpenFile& f, bool datasync) override;
+  Status flush(OpenFile& f) override;
+  Status fallocate(OpenFile& f, int mode, uint64_t offset, uint64_t length) override;
+  Result<Attr> setattr(const std::string& path, const SetAttr& change, OpenFile* f) override;
   Result<Attr> mkdir(const std::string& path, mode_t mode) override;
   Result<Attr> mknod(const std::string& path, mode_t mode, dev_t rdev) override;
   Result<Attr> symlink(const std::string& target, const std::string& path) override;
@@ -38,12 +42,11 @@ class PosixBackend final : public Backend {
   Result<Attr> link(const std::string& existing, const std::string& newpath) override;
   Result<struct statvfs> statfs(const std::string& path) override;
   Status access(const std::string& path, int mask) override;
-  Result<std::string> getxattr(const std::string& path, const std::string& name,
-                               std::optional<Handle> h = std::nullopt) override;
-  Result<std::vector<std::string>> listxattr(const std::string& path, std::optional<Handle> h = std::nullopt) override;
+  Result<std::string> getxattr(const std::string& path, const std::string& name, OpenFile* f) override;
+  Result<std::vector<std::string>> listxattr(const std::string& path, OpenFile* f) override;
   Status setxattr(const std::string& path, const std::string& name, const std::string& value, int flags,
-                  std::optional<Handle> h = std::nullopt) override;
-  Status removexattr(const std::string& path, const std::string& name, std::optional<Handle> h = std::nullopt) override;
+                  OpenFile* f) override;
+  Status removexattr(const std::string& path, const std::string& name, OpenFile* f) override;
 
   // The token and identity this backend derives from a stat; exposed for tests.
   Attr MakeAttr(const struct stat& st) const;
@@ -65,6 +68,9 @@ class PosixBackend final : public Backend {
   Result<Attr> StatAt(const std::string& path) const;
   // An O_PATH fd of path (final symlink not followed), for xattr calls via /proc.
   Result<UniqueFd> OpenPath(const std::string& path) const;
+  // openat2 beneath the root, then the file's attributes from one fstat.
+  Result<OpenFileRef> OpenFileAt(const std::string& path, uint64_t flags, mode_t mode, const char* what) const;
+  Result<Attr> FstatFd(int fd, const std::string& what) const;
 
   const std::string root_path_;
   const UniqueFd root_fd_;

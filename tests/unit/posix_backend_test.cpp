@@ -9,9 +9,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -20,14 +22,27 @@
 #include "netfs_backends/posix/posix_backend.h"
 #include "test_util.h"
 
+using cachefuse::Result;
 using cachefuse::Status;
 using cachefuse::netfs::Attr;
 using cachefuse::netfs::Backend;
-using cachefuse::netfs::Handle;
+using cachefuse::netfs::Capabilities;
+using cachefuse::netfs::Deadline;
+using cachefuse::netfs::DirEntry;
+using cachefuse::netfs::ForwardingBackend;
 using cachefuse::netfs::IsCleanRelativePath;
+using cachefuse::netfs::IsIdempotent;
 using cachefuse::netfs::JoinPath;
-using cachefuse::netfs::OpenBackend;
+using cachefuse::netfs::kNoDeadline;
+using cachefuse::netfs::kOpCount;
+using cachefuse::netfs::Op;
+using cachefuse::netfs::OpenFile;
+using cachefuse::netfs::OpenFileRef;
+using cachefuse::netfs::OpName;
+using cachefuse::netfs::ParentPath;
 using cachefuse::netfs::PosixBackend;
+using cachefuse::netfs::ReadOnlyBackend;
+using cachefuse::netfs::ReadOptions;
 using cachefuse::netfs::SetAttr;
 using cachefuse::test::RandomBytes;
 using cachefuse::test::ReadFile;
@@ -54,14 +69,7 @@ struct Fixture {
   std::string In(const std::string& rel) const { return src + "/" + rel; }
 };
 
-// An open handle, closed at scope exit.
-struct ScopedHandle {
-  Backend* be;
-  Handle h;
-  ~ScopedHandle() { be->close(h); }
-};
-
-std::string ReadAt(Backend& be, Handle h, uint64_t off, size_t n) {
+std::string ReadAt(Backend& be, OpenFile& h, uint64_t off, size_t n) {
   std::string buf(n, '\0');
   auto r = be.read_buf(h, off, std::span<char>(buf.data(), buf.size()));
   REQUIRE(r.ok());
@@ -124,36 +132,186 @@ TEST_CASE("JoinPath") {
   CHECK(JoinPath("a/b", "c") == "a/b/c");
 }
 
-TEST_CASE("OpenBackend rejects network schemes and unknown schemes with a clear message") {
-  for (const std::string scheme : {"http://", "https://", "nfs://", "smb://"}) {
-    auto r = OpenBackend(scheme + "server/share");
-    INFO(scheme);
-    REQUIRE_FALSE(r.ok());
-    CHECK(r.status().kind() == Status::Kind::kNotSupported);
-    CHECK(r.err() == ENOTSUP);
-    CHECK_THAT(r.status().context(), Contains(scheme) && Contains("not supported"));
+TEST_CASE("ParentPath") {
+  CHECK(ParentPath("a/b") == "a");
+  CHECK(ParentPath("a/b/c") == "a/b");
+  CHECK(ParentPath("a") == "");
+  CHECK(ParentPath("") == "");
+}
+
+TEST_CASE("OpName and IsIdempotent cover every op") {
+  std::set<std::string> names;
+  for (size_t i = 0; i < kOpCount; ++i) {
+    const std::string name = OpName(static_cast<Op>(i));
+    INFO(i);
+    CHECK(name != "?");
+    names.insert(name);
   }
-  for (const std::string source : {"ftp://host/x", "file:///srv", "gopher://x", "HTTP://upper/case"}) {
-    auto r = OpenBackend(source);
-    INFO(source);
-    REQUIRE_FALSE(r.ok());
-    CHECK(r.err() == EINVAL);
-    CHECK_THAT(r.status().context(), Contains("unknown source scheme") && Contains(source));
+  CHECK(names.size() == kOpCount);  // all different
+  CHECK(std::string(OpName(Op::kStat)) == "stat");
+  CHECK(std::string(OpName(Op::kRead)) == "read");
+  CHECK(std::string(OpName(Op::kRemovexattr)) == "removexattr");
+  for (Op op : {Op::kStat, Op::kList, Op::kOpen, Op::kFstat, Op::kRead, Op::kFsync, Op::kFlush, Op::kReadlink,
+                Op::kStatfs, Op::kAccess, Op::kGetxattr, Op::kListxattr}) {
+    INFO(OpName(op));
+    CHECK(IsIdempotent(op));
+  }
+  for (Op op : {Op::kCreate, Op::kWrite, Op::kFallocate, Op::kSetattr, Op::kMkdir, Op::kMknod, Op::kSymlink,
+                Op::kUnlink, Op::kRmdir, Op::kRename, Op::kLink, Op::kSetxattr, Op::kRemovexattr}) {
+    INFO(OpName(op));
+    CHECK_FALSE(IsIdempotent(op));
   }
 }
 
-TEST_CASE("OpenBackend opens a local path as a posix source") {
-  TempDir tmp;
-  auto r = OpenBackend(tmp.path());
-  REQUIRE(r.ok());
-  char real[PATH_MAX];
-  REQUIRE(::realpath(tmp.path().c_str(), real));
-  CHECK((*r)->describe() == std::string("posix:") + real);
+namespace {
 
-  auto missing = OpenBackend(tmp / "missing");
-  REQUIRE_FALSE(missing.ok());
-  CHECK(missing.err() == ENOENT);
-  CHECK_THAT(missing.status().context(), Contains(tmp / "missing"));
+// Records what Before() saw, and fails the calls of one op when asked.
+class RecordingBackend final : public ForwardingBackend {
+ public:
+  using ForwardingBackend::ForwardingBackend;
+  std::vector<std::pair<Op, Deadline>> seen;
+  std::optional<Op> fail;
+
+ protected:
+  Status Before(Op op, Deadline deadline) override {
+    seen.emplace_back(op, deadline);
+    if (fail && *fail == op) return Status::Transient(ECONNRESET, std::string("refused ") + OpName(op));
+    return Status::Ok();
+  }
+};
+
+// Makes every call of the interface once, in Op order; the results are not checked.
+void CallEverything(Backend& be, OpenFile& file, const ReadOptions& read_options) {
+  char buf[4];
+  struct iovec iov {
+    buf, sizeof buf
+  };
+  const std::string x = "x";
+  (void)be.stat("f");
+  (void)be.list("");
+  (void)be.open("f", O_RDONLY);
+  (void)be.create("g", O_RDWR, 0644);
+  (void)be.fstat(file);
+  (void)be.read_range(file, 0, std::span<const struct iovec>(&iov, 1), read_options);
+  (void)be.write(file, 0, std::span<const char>(x.data(), x.size()));
+  (void)be.fsync(file, false);
+  (void)be.flush(file);
+  (void)be.fallocate(file, 0, 0, 1);
+  (void)be.setattr("f", SetAttr{}, nullptr);
+  (void)be.mkdir("d", 0755);
+  (void)be.mknod("fifo", S_IFIFO | 0644, 0);
+  (void)be.symlink("f", "ln");
+  (void)be.readlink("ln");
+  (void)be.unlink("ln");
+  (void)be.rmdir("d");
+  (void)be.rename("g", "h", 0);
+  (void)be.link("f", "f2");
+  (void)be.statfs("");
+  (void)be.access("f", F_OK);
+  (void)be.getxattr("f", "user.x", nullptr);
+  (void)be.listxattr("f", nullptr);
+  (void)be.setxattr("f", "user.x", "v", 0, nullptr);
+  (void)be.removexattr("f", "user.x", nullptr);
+}
+
+}  // namespace
+
+TEST_CASE("ForwardingBackend runs Before() ahead of every call with its op, and read's deadline") {
+  TempDir tmp;
+  WriteFile(tmp / "f", "data");
+  auto inner = PosixBackend::Open(tmp.path());
+  REQUIRE(inner.ok());
+  RecordingBackend be(std::move(inner.value()));
+  CHECK(be.describe().rfind("posix:", 0) == 0);
+  auto file = be.open("f", O_RDWR);
+  REQUIRE(file.ok());
+  be.seen.clear();
+  const Deadline deadline = cachefuse::netfs::Clock::now() + std::chrono::hours(1);
+  ReadOptions options;
+  options.deadline = deadline;
+  CallEverything(be, **file, options);
+  REQUIRE(be.seen.size() == kOpCount);
+  for (size_t i = 0; i < kOpCount; ++i) {
+    INFO(OpName(static_cast<Op>(i)));
+    CHECK(be.seen[i].first == static_cast<Op>(i));
+    CHECK(be.seen[i].second == (static_cast<Op>(i) == Op::kRead ? deadline : kNoDeadline));
+  }
+  // The calls reached the source.
+  CHECK(std::filesystem::exists(tmp / "h"));
+  CHECK(std::filesystem::exists(tmp / "f2"));
+
+  SECTION("a failing Before() stops the call before the source") {
+    be.fail = Op::kMkdir;
+    auto r = be.mkdir("never", 0755);
+    CHECK(r.status().kind() == Status::Kind::kTransient);
+    CHECK(r.err() == ECONNRESET);
+    CHECK_FALSE(std::filesystem::exists(tmp / "never"));
+    be.fail = Op::kRead;
+    char c;
+    auto rd = be.read_buf(**file, 0, std::span<char>(&c, 1));
+    CHECK(rd.err() == ECONNRESET);
+  }
+}
+
+namespace {
+
+// A read-only source of one empty root directory, for ReadOnlyBackend's defaults.
+class TinyReadOnly final : public ReadOnlyBackend {
+ public:
+  std::string describe() const override { return "tiny:"; }
+  Capabilities capabilities() const override { return {}; }
+  Result<Attr> stat(const std::string&) override { return Attr{}; }
+  Result<std::vector<DirEntry>> list(const std::string&) override { return std::vector<DirEntry>{}; }
+  Result<OpenFileRef> open(const std::string&, int) override { return OpenFileRef(std::make_shared<OpenFile>(Attr{})); }
+  Result<Attr> fstat(OpenFile& f) override { return f.attr(); }
+  Result<size_t> read_range(OpenFile&, uint64_t, std::span<const struct iovec>, const ReadOptions&) override {
+    return size_t{0};
+  }
+  Result<struct statvfs> statfs(const std::string&) override {
+    struct statvfs s {};
+    return s;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("ReadOnlyBackend: changes answer EROFS naming the op, the rest sensible defaults") {
+  TinyReadOnly be;
+  auto file = be.open("f", O_RDONLY);
+  REQUIRE(file.ok());
+  OpenFile& f = **file;
+  const std::string x = "x";
+  auto erofs = [](const Status& s, const std::string& op) {
+    INFO(op << ": " << s.ToString());
+    CHECK(s.kind() == Status::Kind::kReadOnly);
+    CHECK(s.err() == EROFS);
+    CHECK_THAT(s.context(), Contains(op));
+  };
+  erofs(be.create("a", O_RDWR, 0644).status(), "create");
+  erofs(be.write(f, 0, std::span<const char>(x.data(), 1)).status(), "write");
+  erofs(be.fallocate(f, 0, 0, 1), "fallocate");
+  erofs(be.setattr("a", SetAttr{}, nullptr).status(), "setattr");
+  erofs(be.mkdir("a", 0755).status(), "mkdir");
+  erofs(be.mknod("a", S_IFIFO | 0644, 0).status(), "mknod");
+  erofs(be.symlink("t", "a").status(), "symlink");
+  erofs(be.unlink("a"), "unlink");
+  erofs(be.rmdir("a"), "rmdir");
+  erofs(be.rename("a", "b", 0), "rename");
+  erofs(be.link("a", "b").status(), "link");
+  erofs(be.setxattr("a", "user.x", "v", 0, nullptr), "setxattr");
+  erofs(be.removexattr("a", "user.x", nullptr), "removexattr");
+  erofs(be.access("a", W_OK), "access");
+  erofs(be.access("a", R_OK | W_OK), "access");
+
+  CHECK(be.fsync(f, true).ok());
+  CHECK(be.flush(f).ok());
+  CHECK(be.readlink("a").err() == EINVAL);
+  CHECK(be.getxattr("a", "user.x", nullptr).err() == ENODATA);
+  auto names = be.listxattr("a", nullptr);
+  REQUIRE(names.ok());
+  CHECK(names->empty());
+  CHECK(be.access("a", F_OK).ok());
+  CHECK(be.access("a", R_OK | X_OK).ok());
 }
 
 // ---------------------------------------------------------------------------
@@ -216,7 +374,7 @@ TEST_CASE("PosixBackend: every call rejects unclean paths with EINVAL") {
     expect_einval(f.be->create(p, O_RDWR, 0644).err());
     SetAttr ch;
     ch.size = 0;
-    expect_einval(f.be->setattr(p, ch, std::nullopt).err());
+    expect_einval(f.be->setattr(p, ch, nullptr).err());
     expect_einval(f.be->mkdir(p, 0755).err());
     expect_einval(f.be->mknod(p, S_IFIFO | 0644, 0).err());
     expect_einval(f.be->symlink("target", p).err());
@@ -229,10 +387,10 @@ TEST_CASE("PosixBackend: every call rejects unclean paths with EINVAL") {
     expect_einval(f.be->link(good, p).err());
     expect_einval(f.be->statfs(p).err());
     expect_einval(f.be->access(p, F_OK).err());
-    expect_einval(f.be->getxattr(p, "user.x").err());
-    expect_einval(f.be->listxattr(p).err());
-    expect_einval(f.be->setxattr(p, "user.x", "v", 0).err());
-    expect_einval(f.be->removexattr(p, "user.x").err());
+    expect_einval(f.be->getxattr(p, "user.x", nullptr).err());
+    expect_einval(f.be->listxattr(p, nullptr).err());
+    expect_einval(f.be->setxattr(p, "user.x", "v", 0, nullptr).err());
+    expect_einval(f.be->removexattr(p, "user.x", nullptr).err());
     CHECK(f.be->stat(p).status().kind() == Status::Kind::kInvalid);
   }
   // Nothing happened: the outside file is intact, nothing new appeared, the source file is still there.
@@ -371,19 +529,18 @@ TEST_CASE("PosixBackend::open and read_range") {
 
   auto h = f.be->open("file", O_RDONLY);
   REQUIRE(h.ok());
-  ScopedHandle guard{f.be.get(), *h};
 
-  CHECK(ReadAt(*f.be, *h, 0, 100) == data.substr(0, 100));
-  CHECK(ReadAt(*f.be, *h, 5000, 1234) == data.substr(5000, 1234));
+  CHECK(ReadAt(*f.be, **h, 0, 100) == data.substr(0, 100));
+  CHECK(ReadAt(*f.be, **h, 5000, 1234) == data.substr(5000, 1234));
   // A read across the end is short; at and past the end it is empty.
-  CHECK(ReadAt(*f.be, *h, 9990, 100) == data.substr(9990));
-  CHECK(ReadAt(*f.be, *h, 10000, 100).empty());
-  CHECK(ReadAt(*f.be, *h, 1ULL << 40, 100).empty());
+  CHECK(ReadAt(*f.be, **h, 9990, 100) == data.substr(9990));
+  CHECK(ReadAt(*f.be, **h, 10000, 100).empty());
+  CHECK(ReadAt(*f.be, **h, 1ULL << 40, 100).empty());
 
   SECTION("vectored: the buffers are filled in order across their boundaries") {
     std::string b1(3, '\0'), b2(1000, '\0'), b3(7, '\0');
     struct iovec iov[3] = {{b1.data(), b1.size()}, {b2.data(), b2.size()}, {b3.data(), b3.size()}};
-    auto n = f.be->read_range(*h, 4321, std::span<const struct iovec>(iov, 3));
+    auto n = f.be->read_range(**h, 4321, std::span<const struct iovec>(iov, 3), {});
     REQUIRE(n.ok());
     CHECK(*n == 1010);
     CHECK(b1 + b2 + b3 == data.substr(4321, 1010));
@@ -391,7 +548,7 @@ TEST_CASE("PosixBackend::open and read_range") {
   SECTION("vectored, ending inside the second buffer") {
     std::string b1(4, '\0'), b2(100, 'x'), b3(10, 'y');
     struct iovec iov[3] = {{b1.data(), b1.size()}, {b2.data(), b2.size()}, {b3.data(), b3.size()}};
-    auto n = f.be->read_range(*h, 9950, std::span<const struct iovec>(iov, 3));
+    auto n = f.be->read_range(**h, 9950, std::span<const struct iovec>(iov, 3), {});
     REQUIRE(n.ok());
     CHECK(*n == 50);
     CHECK(b1 == data.substr(9950, 4));
@@ -400,7 +557,7 @@ TEST_CASE("PosixBackend::open and read_range") {
     CHECK(b3 == std::string(10, 'y'));
   }
   SECTION("fstat through the handle") {
-    auto a = f.be->fstat(*h);
+    auto a = f.be->fstat(**h);
     REQUIRE(a.ok());
     auto s = f.be->stat("file");
     REQUIRE(s.ok());
@@ -434,16 +591,13 @@ TEST_CASE("PosixBackend: a symlink in the middle of a path cannot lead outside t
     INFO(p);
     auto h = f.be->open(p, O_RDONLY);
     CHECK_FALSE(h.ok());
-    if (h.ok()) f.be->close(*h);
     auto w = f.be->open(p, O_WRONLY | O_TRUNC);
     CHECK_FALSE(w.ok());
-    if (w.ok()) f.be->close(*w);
   }
   for (const std::string p : {"abs/created", "rel/created", "d/up/created"}) {
     INFO(p);
     auto h = f.be->create(p, O_RDWR, 0644);
     CHECK_FALSE(h.ok());
-    if (h.ok()) f.be->close(*h);
   }
   CHECK(ReadFile(f.outside + "/secret") == "top secret");
   CHECK_FALSE(std::filesystem::exists(f.outside + "/created"));
@@ -458,7 +612,6 @@ TEST_CASE("PosixBackend::create") {
   ::umask(mask);
   auto h = f.be->create("new", O_RDWR, 0640);
   REQUIRE(h.ok());
-  ScopedHandle guard{f.be.get(), *h};
   auto st = f.be->stat("new");
   REQUIRE(st.ok());
   CHECK(S_ISREG(st->st.st_mode));
@@ -470,7 +623,6 @@ TEST_CASE("PosixBackend::create") {
   // Without O_EXCL an existing file is opened.
   auto again = f.be->create("new", O_RDWR, 0644);
   REQUIRE(again.ok());
-  f.be->close(*again);
   // The root cannot be created.
   CHECK(f.be->create("", O_RDWR, 0644).err() == EEXIST);
   // Nor something below a missing directory.
@@ -486,42 +638,40 @@ TEST_CASE("PosixBackend::write") {
   Fixture f;
   auto h = f.be->create("w", O_RDWR, 0644);
   REQUIRE(h.ok());
-  ScopedHandle guard{f.be.get(), *h};
 
   const std::string a = "hello world";
-  auto n = f.be->write(*h, 0, std::span<const char>(a.data(), a.size()));
+  auto n = f.be->write(**h, 0, std::span<const char>(a.data(), a.size()));
   REQUIRE(n.ok());
-  CHECK(*n == a.size());
+  CHECK(n->written == a.size());
   const std::string b = "WORLD";
-  n = f.be->write(*h, 6, std::span<const char>(b.data(), b.size()));
+  n = f.be->write(**h, 6, std::span<const char>(b.data(), b.size()));
   REQUIRE(n.ok());
-  CHECK(*n == 5);
+  CHECK(n->written == 5);
   CHECK(ReadFile(f.In("w")) == "hello WORLD");
 
   // Beyond the end: a hole of zeros in between.
-  n = f.be->write(*h, 20, std::span<const char>(b.data(), b.size()));
+  n = f.be->write(**h, 20, std::span<const char>(b.data(), b.size()));
   REQUIRE(n.ok());
   CHECK(ReadFile(f.In("w")) == "hello WORLD" + std::string(9, '\0') + "WORLD");
 
   // A large write goes through whole.
   const std::string big = RandomBytes(3 << 20, 2);
-  n = f.be->write(*h, 0, std::span<const char>(big.data(), big.size()));
+  n = f.be->write(**h, 0, std::span<const char>(big.data(), big.size()));
   REQUIRE(n.ok());
-  CHECK(*n == big.size());
+  CHECK(n->written == big.size());
   CHECK(ReadFile(f.In("w")) == big);
 
-  CHECK(f.be->fsync(*h, false).ok());
-  CHECK(f.be->fsync(*h, true).ok());
+  CHECK(f.be->fsync(**h, false).ok());
+  CHECK(f.be->fsync(**h, true).ok());
   // The handle's attributes see the write.
-  auto st = f.be->fstat(*h);
+  auto st = f.be->fstat(**h);
   REQUIRE(st.ok());
   CHECK(st->st.st_size == static_cast<off_t>(big.size()));
 
   // Writing through a read-only handle fails.
   auto ro = f.be->open("w", O_RDONLY);
   REQUIRE(ro.ok());
-  ScopedHandle ro_guard{f.be.get(), *ro};
-  CHECK(f.be->write(*ro, 0, std::span<const char>(a.data(), a.size())).err() == EBADF);
+  CHECK(f.be->write(**ro, 0, std::span<const char>(a.data(), a.size())).err() == EBADF);
 }
 
 TEST_CASE("PosixBackend::open drops O_APPEND: bytes land at the given offset") {
@@ -529,9 +679,8 @@ TEST_CASE("PosixBackend::open drops O_APPEND: bytes land at the given offset") {
   WriteFile(f.In("f"), "0123456789");
   auto h = f.be->open("f", O_WRONLY | O_APPEND);
   REQUIRE(h.ok());
-  ScopedHandle guard{f.be.get(), *h};
   const std::string x = "ab";
-  REQUIRE(f.be->write(*h, 2, std::span<const char>(x.data(), x.size())).ok());
+  REQUIRE(f.be->write(**h, 2, std::span<const char>(x.data(), x.size())).ok());
   CHECK(ReadFile(f.In("f")) == "01ab456789");
 }
 
@@ -542,15 +691,14 @@ TEST_CASE("PosixBackend::setattr") {
   SECTION("mode by path and by handle") {
     SetAttr c;
     c.mode = 0600;
-    auto a = f.be->setattr("f", c, std::nullopt);
+    auto a = f.be->setattr("f", c, nullptr);
     REQUIRE(a.ok());
     CHECK((a->st.st_mode & 07777) == 0600);
     CHECK(S_ISREG(a->st.st_mode));
     auto h = f.be->open("f", O_RDONLY);
     REQUIRE(h.ok());
-    ScopedHandle guard{f.be.get(), *h};
     c.mode = 0741;
-    a = f.be->setattr("f", c, *h);
+    a = f.be->setattr("f", c, h->get());
     REQUIRE(a.ok());
     CHECK((a->st.st_mode & 07777) == 0741);
     struct stat st {};
@@ -560,22 +708,21 @@ TEST_CASE("PosixBackend::setattr") {
   SECTION("size by path: shrink and grow") {
     SetAttr c;
     c.size = 4;
-    auto a = f.be->setattr("f", c, std::nullopt);
+    auto a = f.be->setattr("f", c, nullptr);
     REQUIRE(a.ok());
     CHECK(a->st.st_size == 4);
     CHECK(ReadFile(f.In("f")) == "0123");
     c.size = 6;
-    a = f.be->setattr("f", c, std::nullopt);
+    a = f.be->setattr("f", c, nullptr);
     REQUIRE(a.ok());
     CHECK(ReadFile(f.In("f")) == std::string("0123\0\0", 6));
   }
   SECTION("size by handle") {
     auto h = f.be->open("f", O_RDWR);
     REQUIRE(h.ok());
-    ScopedHandle guard{f.be.get(), *h};
     SetAttr c;
     c.size = 3;
-    auto a = f.be->setattr("f", c, *h);
+    auto a = f.be->setattr("f", c, h->get());
     REQUIRE(a.ok());
     CHECK(a->st.st_size == 3);
     CHECK(ReadFile(f.In("f")) == "012");
@@ -584,13 +731,13 @@ TEST_CASE("PosixBackend::setattr") {
     REQUIRE(::mkdir(f.In("d").c_str(), 0755) == 0);
     SetAttr c;
     c.size = 0;
-    CHECK(f.be->setattr("d", c, std::nullopt).err() == EISDIR);
+    CHECK(f.be->setattr("d", c, nullptr).err() == EISDIR);
   }
   SECTION("times: set exactly, and omitted ones are kept") {
     SetAttr c;
     c.atime = timespec{1000000000, 123456789};
     c.mtime = timespec{1200000000, 987654321};
-    auto a = f.be->setattr("f", c, std::nullopt);
+    auto a = f.be->setattr("f", c, nullptr);
     REQUIRE(a.ok());
     CHECK(a->st.st_atim.tv_sec == 1000000000);
     CHECK(a->st.st_atim.tv_nsec == 123456789);
@@ -599,7 +746,7 @@ TEST_CASE("PosixBackend::setattr") {
 
     SetAttr only_m;
     only_m.mtime = timespec{1300000000, 5};
-    a = f.be->setattr("f", only_m, std::nullopt);
+    a = f.be->setattr("f", only_m, nullptr);
     REQUIRE(a.ok());
     CHECK(a->st.st_atim.tv_sec == 1000000000);  // kept
     CHECK(a->st.st_mtim.tv_sec == 1300000000);
@@ -608,10 +755,9 @@ TEST_CASE("PosixBackend::setattr") {
     // By handle, with UTIME_NOW: the time moves to about now (well past 2001).
     auto h = f.be->open("f", O_RDWR);
     REQUIRE(h.ok());
-    ScopedHandle guard{f.be.get(), *h};
     SetAttr now;
     now.mtime = timespec{0, UTIME_NOW};
-    a = f.be->setattr("f", now, *h);
+    a = f.be->setattr("f", now, h->get());
     REQUIRE(a.ok());
     CHECK(a->st.st_mtim.tv_sec > 1300000000);
     CHECK(a->st.st_atim.tv_sec == 1000000000);
@@ -621,7 +767,7 @@ TEST_CASE("PosixBackend::setattr") {
     REQUIRE(::symlink("target", f.In("ln").c_str()) == 0);
     SetAttr c;
     c.mtime = timespec{1100000000, 0};
-    auto a = f.be->setattr("ln", c, std::nullopt);
+    auto a = f.be->setattr("ln", c, nullptr);
     REQUIRE(a.ok());
     CHECK(S_ISLNK(a->st.st_mode));
     CHECK(a->st.st_mtim.tv_sec == 1100000000);
@@ -636,28 +782,28 @@ TEST_CASE("PosixBackend::setattr") {
     }
     SetAttr c;
     c.uid = 1234;
-    auto a = f.be->setattr("f", c, std::nullopt);
+    auto a = f.be->setattr("f", c, nullptr);
     REQUIRE(a.ok());
     CHECK(a->st.st_uid == 1234);
     SetAttr g;
     g.gid = 5678;
-    a = f.be->setattr("f", g, std::nullopt);
+    a = f.be->setattr("f", g, nullptr);
     REQUIRE(a.ok());
     CHECK(a->st.st_uid == 1234);  // unchanged
     CHECK(a->st.st_gid == 5678);
   }
   SECTION("nothing to change returns the attributes") {
-    auto a = f.be->setattr("f", SetAttr{}, std::nullopt);
+    auto a = f.be->setattr("f", SetAttr{}, nullptr);
     REQUIRE(a.ok());
     CHECK(a->st.st_size == 10);
   }
   SECTION("a missing file") {
     SetAttr c;
     c.mode = 0644;
-    CHECK(f.be->setattr("missing", c, std::nullopt).err() == ENOENT);
+    CHECK(f.be->setattr("missing", c, nullptr).err() == ENOENT);
     SetAttr s;
     s.size = 1;
-    CHECK(f.be->setattr("missing", s, std::nullopt).err() == ENOENT);
+    CHECK(f.be->setattr("missing", s, nullptr).err() == ENOENT);
   }
 }
 
@@ -822,53 +968,53 @@ TEST_CASE("PosixBackend xattrs") {
     WARN("user xattrs not supported on " << f.src << "; not checked");
     return;
   }
-  CHECK(f.be->getxattr("f", "user.a").err() == ENODATA);
-  CHECK(f.be->setxattr("f", "user.a", "value one", 0).ok());
+  CHECK(f.be->getxattr("f", "user.a", nullptr).err() == ENODATA);
+  CHECK(f.be->setxattr("f", "user.a", "value one", 0, nullptr).ok());
   const std::string binary("\0\x01\xFF", 3);
-  CHECK(f.be->setxattr("f", "user.b", binary, 0).ok());
-  CHECK(f.be->setxattr("f", "user.empty", "", 0).ok());
+  CHECK(f.be->setxattr("f", "user.b", binary, 0, nullptr).ok());
+  CHECK(f.be->setxattr("f", "user.empty", "", 0, nullptr).ok());
 
-  auto a = f.be->getxattr("f", "user.a");
+  auto a = f.be->getxattr("f", "user.a", nullptr);
   REQUIRE(a.ok());
   CHECK(*a == "value one");
-  CHECK(*f.be->getxattr("f", "user.b") == binary);
-  auto empty = f.be->getxattr("f", "user.empty");
+  CHECK(*f.be->getxattr("f", "user.b", nullptr) == binary);
+  auto empty = f.be->getxattr("f", "user.empty", nullptr);
   REQUIRE(empty.ok());
   CHECK(empty->empty());
 
-  auto names = f.be->listxattr("f");
+  auto names = f.be->listxattr("f", nullptr);
   REQUIRE(names.ok());
   std::set<std::string> got(names->begin(), names->end());
   CHECK(got.count("user.a") == 1);
   CHECK(got.count("user.b") == 1);
   CHECK(got.count("user.empty") == 1);
 
-  CHECK(f.be->setxattr("f", "user.a", "x", XATTR_CREATE).err() == EEXIST);
-  CHECK(f.be->setxattr("f", "user.new", "x", XATTR_REPLACE).err() == ENODATA);
-  CHECK(f.be->setxattr("f", "user.a", "replaced", XATTR_REPLACE).ok());
-  CHECK(*f.be->getxattr("f", "user.a") == "replaced");
+  CHECK(f.be->setxattr("f", "user.a", "x", XATTR_CREATE, nullptr).err() == EEXIST);
+  CHECK(f.be->setxattr("f", "user.new", "x", XATTR_REPLACE, nullptr).err() == ENODATA);
+  CHECK(f.be->setxattr("f", "user.a", "replaced", XATTR_REPLACE, nullptr).ok());
+  CHECK(*f.be->getxattr("f", "user.a", nullptr) == "replaced");
 
-  CHECK(f.be->removexattr("f", "user.a").ok());
-  CHECK(f.be->getxattr("f", "user.a").err() == ENODATA);
-  CHECK(f.be->removexattr("f", "user.a").err() == ENODATA);
-  names = f.be->listxattr("f");
+  CHECK(f.be->removexattr("f", "user.a", nullptr).ok());
+  CHECK(f.be->getxattr("f", "user.a", nullptr).err() == ENODATA);
+  CHECK(f.be->removexattr("f", "user.a", nullptr).err() == ENODATA);
+  names = f.be->listxattr("f", nullptr);
   REQUIRE(names.ok());
   CHECK(std::count(names->begin(), names->end(), "user.a") == 0);
 
   // A large value.
   const std::string big = RandomBytes(3000, 3);
-  CHECK(f.be->setxattr("f", "user.big", big, 0).ok());
-  CHECK(*f.be->getxattr("f", "user.big") == big);
+  CHECK(f.be->setxattr("f", "user.big", big, 0, nullptr).ok());
+  CHECK(*f.be->getxattr("f", "user.big", nullptr) == big);
 
   // On the root and on a directory too.
   REQUIRE(::mkdir(f.In("d").c_str(), 0755) == 0);
-  CHECK(f.be->setxattr("d", "user.d", "dir", 0).ok());
-  CHECK(*f.be->getxattr("d", "user.d") == "dir");
-  CHECK(f.be->setxattr("", "user.root", "r", 0).ok());
-  CHECK(*f.be->getxattr("", "user.root") == "r");
+  CHECK(f.be->setxattr("d", "user.d", "dir", 0, nullptr).ok());
+  CHECK(*f.be->getxattr("d", "user.d", nullptr) == "dir");
+  CHECK(f.be->setxattr("", "user.root", "r", 0, nullptr).ok());
+  CHECK(*f.be->getxattr("", "user.root", nullptr) == "r");
 
-  CHECK(f.be->getxattr("missing", "user.a").err() == ENOENT);
-  CHECK(f.be->listxattr("missing").err() == ENOENT);
+  CHECK(f.be->getxattr("missing", "user.a", nullptr).err() == ENOENT);
+  CHECK(f.be->listxattr("missing", nullptr).err() == ENOENT);
 }
 
 // ---------------------------------------------------------------------------
@@ -915,12 +1061,233 @@ TEST_CASE("PosixBackend coherency token") {
     WaitForClockPast(t0->st.st_ctim);
     auto h = f.be->open("f", O_RDWR);
     REQUIRE(h.ok());
-    ScopedHandle guard{f.be.get(), *h};
     const std::string x = "z";
-    REQUIRE(f.be->write(*h, 1, std::span<const char>(x.data(), 1)).ok());
-    auto t1 = f.be->fstat(*h);
+    REQUIRE(f.be->write(**h, 1, std::span<const char>(x.data(), 1)).ok());
+    auto t1 = f.be->fstat(**h);
     REQUIRE(t1.ok());
     CHECK(t1->coherency != t0->coherency);
     CHECK(t1->coherency == f.be->stat("f")->coherency);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Open files: attributes at open, reads of an expected version, writes, flush
+
+namespace {
+
+// Another writer at the source: changes f without going through the backend.
+void Pwrite(const std::string& path, const std::string& data, off_t off, int flags = O_WRONLY) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  REQUIRE(::pwrite(fd, data.data(), data.size(), off) == static_cast<ssize_t>(data.size()));
+  ::close(fd);
+}
+
+// read_range of n bytes at off that must be of the version expect.
+cachefuse::Result<std::string> ReadExpecting(Backend& be, OpenFile& f, uint64_t off, size_t n,
+                                             const cachefuse::netfs::Coherency& expect) {
+  std::string buf(n, '\0');
+  ReadOptions options;
+  options.expect = &expect;
+  auto r = be.read_buf(f, off, std::span<char>(buf.data(), buf.size()), options);
+  if (!r.ok()) return r.status();
+  buf.resize(*r);
+  return buf;
+}
+
+void CheckStale(const cachefuse::Result<std::string>& r, const std::string& path) {
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().kind() == Status::Kind::kStale);
+  CHECK(r.err() == ESTALE);
+  CHECK_THAT(r.status().context(), Contains(path) && Contains("changed on the source"));
+}
+
+}  // namespace
+
+TEST_CASE("PosixBackend::open and create carry the file's attributes") {
+  Fixture f;
+  WriteFile(f.In("f"), "0123456789");
+  auto st = f.be->stat("f");
+  REQUIRE(st.ok());
+  auto h = f.be->open("f", O_RDONLY);
+  REQUIRE(h.ok());
+  CHECK((*h)->attr().identity == st->identity);
+  CHECK((*h)->attr().coherency == st->coherency);
+  CHECK((*h)->attr().st.st_size == 10);
+
+  // O_TRUNC: the attributes are those after the truncation.
+  auto t = f.be->open("f", O_RDWR | O_TRUNC);
+  REQUIRE(t.ok());
+  CHECK((*t)->attr().st.st_size == 0);
+  CHECK((*t)->attr().coherency == f.be->stat("f")->coherency);
+
+  auto c = f.be->create("new", O_RDWR, 0644);
+  REQUIRE(c.ok());
+  CHECK(S_ISREG((*c)->attr().st.st_mode));
+  CHECK((*c)->attr().identity == f.be->stat("new")->identity);
+  CHECK((*c)->attr().coherency == f.be->stat("new")->coherency);
+}
+
+TEST_CASE("PosixBackend: an open file stays usable while held, also after its name is gone") {
+  Fixture f;
+  WriteFile(f.In("f"), "still here");
+  OpenFileRef h;
+  {
+    auto r = f.be->open("f", O_RDONLY);
+    REQUIRE(r.ok());
+    h = *r;
+  }
+  OpenFileRef second = h;  // a FUSE handle and an in-flight read share it
+  REQUIRE(f.be->unlink("f").ok());
+  h.reset();
+  CHECK(ReadAt(*f.be, *second, 0, 100) == "still here");
+  auto a = f.be->fstat(*second);
+  REQUIRE(a.ok());
+  CHECK(a->st.st_nlink == 0);
+}
+
+TEST_CASE("PosixBackend::read_range with an expected version") {
+  Fixture f;
+  const std::string data = RandomBytes(8192, 5);
+  WriteFile(f.In("f"), data);
+  auto h = f.be->open("f", O_RDONLY);
+  REQUIRE(h.ok());
+  const auto expect = (*h)->attr().coherency;
+
+  SECTION("no false stale while the file is unchanged") {
+    for (int i = 0; i < 20; ++i) {
+      auto r = ReadExpecting(*f.be, **h, static_cast<uint64_t>(i) * 400, 400, expect);
+      REQUIRE(r.ok());
+      CHECK(*r == data.substr(static_cast<size_t>(i) * 400, 400));
+    }
+    // Also at and past the end, and across it.
+    auto tail = ReadExpecting(*f.be, **h, 8000, 1000, expect);
+    REQUIRE(tail.ok());
+    CHECK(*tail == data.substr(8000));
+    auto eof = ReadExpecting(*f.be, **h, 9000, 10, expect);
+    REQUIRE(eof.ok());
+    CHECK(eof->empty());
+    // Reading through a second open file of the same version as well.
+    auto h2 = f.be->open("f", O_RDONLY);
+    REQUIRE(h2.ok());
+    CHECK(ReadExpecting(*f.be, **h2, 0, 10, expect).ok());
+  }
+  SECTION("stale after an overwrite in place (same size)") {
+    WaitForClockPast((*h)->attr().st.st_ctim);
+    Pwrite(f.In("f"), "XXXX", 100);
+    REQUIRE(f.be->stat("f")->st.st_size == 8192);
+    CheckStale(ReadExpecting(*f.be, **h, 0, 100, expect), "f");
+    // Far from the change too: this layer cannot tell where the file changed.
+    CheckStale(ReadExpecting(*f.be, **h, 4000, 100, expect), "f");
+    // Without an expected version the read gives today's bytes.
+    CHECK(ReadAt(*f.be, **h, 100, 4) == "XXXX");
+    // And the new version's token reads fine.
+    auto now = f.be->fstat(**h);
+    REQUIRE(now.ok());
+    auto r = ReadExpecting(*f.be, **h, 100, 4, now->coherency);
+    REQUIRE(r.ok());
+    CHECK(*r == "XXXX");
+  }
+  SECTION("stale after a truncate") {
+    REQUIRE(::truncate(f.In("f").c_str(), 1000) == 0);
+    CheckStale(ReadExpecting(*f.be, **h, 0, 100, expect), "f");
+    CheckStale(ReadExpecting(*f.be, **h, 5000, 100, expect), "f");  // would be a short read of the new version
+  }
+  SECTION("stale after an append (expected at this layer)") {
+    Pwrite(f.In("f"), "more", 0, O_WRONLY | O_APPEND);
+    REQUIRE(f.be->stat("f")->st.st_size == 8196);
+    CheckStale(ReadExpecting(*f.be, **h, 0, 100, expect), "f");
+  }
+  SECTION("stale after a write through the backend, until the new token is used") {
+    WaitForClockPast((*h)->attr().st.st_ctim);
+    auto w = f.be->open("f", O_RDWR);
+    REQUIRE(w.ok());
+    const std::string x = "yy";
+    auto wr = f.be->write(**w, 10, std::span<const char>(x.data(), x.size()));
+    REQUIRE(wr.ok());
+    CheckStale(ReadExpecting(*f.be, **h, 0, 100, expect), "f");
+    auto r = ReadExpecting(*f.be, **h, 10, 2, wr->attr.coherency);
+    REQUIRE(r.ok());
+    CHECK(*r == "yy");
+  }
+}
+
+TEST_CASE("PosixBackend::write returns the file's new attributes") {
+  Fixture f;
+  WriteFile(f.In("f"), "0123456789");
+  auto h = f.be->open("f", O_RDWR);
+  REQUIRE(h.ok());
+  const Attr before = (*h)->attr();
+  WaitForClockPast(before.st.st_ctim);
+
+  const std::string in_place = "ab";
+  auto w1 = f.be->write(**h, 2, std::span<const char>(in_place.data(), in_place.size()));
+  REQUIRE(w1.ok());
+  CHECK(w1->written == 2);
+  CHECK(w1->attr.st.st_size == 10);
+  CHECK(w1->attr.identity == before.identity);
+  CHECK(w1->attr.coherency != before.coherency);
+  CHECK(w1->attr.coherency == f.be->stat("f")->coherency);
+
+  const std::string grow = "tail";
+  auto w2 = f.be->write(**h, 20, std::span<const char>(grow.data(), grow.size()));
+  REQUIRE(w2.ok());
+  CHECK(w2->written == 4);
+  CHECK(w2->attr.st.st_size == 24);
+  CHECK(w2->attr.coherency != w1->attr.coherency);
+  CHECK(w2->attr.coherency == f.be->fstat(**h)->coherency);
+
+  // An empty write writes nothing and still answers with the attributes.
+  auto w3 = f.be->write(**h, 0, std::span<const char>());
+  REQUIRE(w3.ok());
+  CHECK(w3->written == 0);
+  CHECK(w3->attr.st.st_size == 24);
+}
+
+TEST_CASE("PosixBackend::flush reports close-time errors and leaves the file open") {
+  Fixture f;
+  WriteFile(f.In("f"), "abc");
+  auto h = f.be->open("f", O_RDWR);
+  REQUIRE(h.ok());
+  const std::string x = "X";
+  REQUIRE(f.be->write(**h, 0, std::span<const char>(x.data(), 1)).ok());
+  CHECK(f.be->flush(**h).ok());
+  CHECK(f.be->flush(**h).ok());  // as often as the kernel sends it (one per close of a dup)
+  // Still open: reads, writes and fstat work after it.
+  CHECK(ReadAt(*f.be, **h, 0, 10) == "Xbc");
+  REQUIRE(f.be->write(**h, 1, std::span<const char>(x.data(), 1)).ok());
+  CHECK(f.be->fstat(**h).ok());
+  CHECK(ReadFile(f.In("f")) == "XXc");
+  // A read-only file flushes too.
+  auto ro = f.be->open("f", O_RDONLY);
+  REQUIRE(ro.ok());
+  CHECK(f.be->flush(**ro).ok());
+}
+
+TEST_CASE("PosixBackend: calls through an open file (setattr, xattrs, fallocate)") {
+  Fixture f;
+  WriteFile(f.In("f"), "0123456789");
+  auto h = f.be->open("f", O_RDWR);
+  REQUIRE(h.ok());
+  SetAttr c;
+  c.size = 4;
+  auto a = f.be->setattr("f", c, h->get());
+  REQUIRE(a.ok());
+  CHECK(a->st.st_size == 4);
+  CHECK(a->coherency == f.be->fstat(**h)->coherency);
+  auto fa = f.be->fallocate(**h, 0, 0, 4096);
+  if (fa.ok()) {
+    CHECK(f.be->fstat(**h)->st.st_size == 4096);
+  } else {
+    CHECK(fa.err() == EOPNOTSUPP);
+  }
+  if (XattrsSupported(f.In("f"))) {
+    CHECK(f.be->setxattr("f", "user.h", "via handle", 0, h->get()).ok());
+    CHECK(*f.be->getxattr("f", "user.h", h->get()) == "via handle");
+    auto names = f.be->listxattr("f", h->get());
+    REQUIRE(names.ok());
+    CHECK(std::count(names->begin(), names->end(), "user.h") == 1);
+    CHECK(f.be->removexattr("f", "user.h", h->get()).ok());
+    CHECK(f.be->getxattr("f", "user.h", nullptr).err() == ENODATA);
   }
 }
