@@ -8,9 +8,15 @@ some jobs keeps the other jobs' sections).
 Jobs:
   seq         fio 1 MiB sequential reads (psync, buffered) of one file, COLD /
               WARM-DISK / WARM-RAM, for raw ext4, mergerfs (FUSE floor),
-              rclone mount --vfs-cache-mode full, and cachefuse.
+              rclone mount --vfs-cache-mode full, and cachefuse. With
+              --baseline-bin-dir DIR also cachefuse-baseline: the binaries of
+              DIR (e.g. a build of an older commit) with the same options,
+              data and steps, interleaved in every run; the report gives
+              new / baseline per state (median of per-run ratios).
+              --setups restricts the setups (e.g. cachefuse,cachefuse-baseline).
   warmdisk    warm-disk read through the mount vs fio direct=1 on the cache
-              file, for io_engine=uring and io_engine=sync (goal: >= 0.8 x).
+              file, for io_engine=uring and io_engine=sync (goal: >= 0.8 x);
+              with --baseline-bin-dir also uring-baseline and sync-baseline.
   readahead   cold 256 MiB read with debug_backend_latency_ms=20, default
               read-ahead vs readahead=0 (goal: >= 5 x faster).
   rss         daemon peak RSS and CPU s/GiB while reading a 4 GiB file cold
@@ -29,6 +35,8 @@ SIGTERM (mounts are unmounted, daemons stopped). Needs root (drop_caches).
 
 Example:
   bench/run.py --jobs seq,warmdisk --size 2G --runs 3
+  bench/run.py --jobs seq --size 2G --runs 3 --baseline-bin-dir ../wt-old/build/bin \\
+      --baseline-label b610ff9 --setups raw,cachefuse,cachefuse-baseline   # new vs old binary
   bench/run.py --quick                 # smoke test, small sizes, results kept in the workdir
   bench/run.py --render-only           # regenerate docs/benchmarks.md from the JSON
 """
@@ -54,6 +62,9 @@ from concurrent.futures import ThreadPoolExecutor
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALL_JOBS = ["seq", "warmdisk", "readahead", "rss", "concurrent", "startup"]
 SEQ_SETUPS = ["raw", "mergerfs", "rclone", "cachefuse"]
+BASELINE = "cachefuse-baseline"  # seq/warmdisk setup running the binaries of --baseline-bin-dir
+SEQ_ALL_SETUPS = SEQ_SETUPS + [BASELINE]
+CACHEFUSE_SETUPS = ("cachefuse", BASELINE)
 SEQ_STATES = ["cold", "warm-disk", "warm-ram"]
 REPORTED_KIB = "/sys/module/page_reporting/parameters/reported_kib"
 MiB = 1 << 20
@@ -199,8 +210,9 @@ def cmd_output(argv, timeout=20):
 
 
 class Mount:
-    def __init__(self, kind, mnt, src, cache_dir=None, proc=None, pid=None, opts="", argv=None):
+    def __init__(self, kind, mnt, src, cache_dir=None, proc=None, pid=None, opts="", argv=None, ctl_bin=None):
         self.kind = kind
+        self.ctl_bin = ctl_bin  # the cachefusectl that matches the daemon (baseline mounts have their own)
         self.mnt = mnt
         self.src = src
         self.cache_dir = cache_dir
@@ -222,6 +234,8 @@ class Bench:
         self.measure_log = None  # current job's per-measurement page-reporting info
         self.bin_cachefuse = None
         self.bin_ctl = None
+        self.bin_base_cachefuse = None  # --baseline-bin-dir snapshot (None without it)
+        self.bin_base_ctl = None
         self.data = {}  # size -> path of a generated data file
         self.src_dir = None
         self.notes = []
@@ -244,9 +258,17 @@ class Bench:
         self.src_dir = os.path.join(self.rundir, "src")
         os.makedirs(self.src_dir)
         # Snapshot the binaries: a rebuild by someone else mid-run must not switch them.
-        bindir = os.path.join(self.rundir, "bin")
+        self.bin_cachefuse, self.bin_ctl = self.snapshot_bins(self.args.bin_dir, "bin")
+        if self.args.baseline_bin_dir:
+            self.bin_base_cachefuse, self.bin_base_ctl = self.snapshot_bins(self.args.baseline_bin_dir, "bin-baseline")
+        self.rclone_conf = os.path.join(self.rundir, "rclone.conf")
+        open(self.rclone_conf, "w").close()
+
+    def snapshot_bins(self, srcdir, dstname):
+        """Copies cachefuse and cachefusectl from srcdir to RUNDIR/dstname; returns their new paths."""
+        bindir = os.path.join(self.rundir, dstname)
         os.makedirs(bindir)
-        srcbin = os.path.abspath(self.args.bin_dir)
+        srcbin = os.path.abspath(srcdir)
         for name in ("cachefuse", "cachefusectl"):
             p = os.path.join(srcbin, name)
             dst = os.path.join(bindir, name)
@@ -260,10 +282,7 @@ class Bench:
             else:
                 raise SystemExit(f"bench: {p} missing or not runnable; build first: "
                                  f"cmake -S {REPO} -B {REPO}/build -G Ninja && ninja -C {REPO}/build")
-        self.bin_cachefuse = os.path.join(bindir, "cachefuse")
-        self.bin_ctl = os.path.join(bindir, "cachefusectl")
-        self.rclone_conf = os.path.join(self.rundir, "rclone.conf")
-        open(self.rclone_conf, "w").close()
+        return os.path.join(bindir, "cachefuse"), os.path.join(bindir, "cachefusectl")
 
     def sweep_stale(self):
         """Leftovers of a run that was killed with SIGKILL: mounts and run-* dirs in our work dir."""
@@ -576,19 +595,23 @@ class Bench:
 
     # ---- mounts -----------------------------------------------------------------------
 
-    def mount_cachefuse(self, src, mnt, cache_dir, extra=""):
+    def mount_cachefuse(self, src, mnt, cache_dir, extra="", baseline=False):
+        """Mounts cachefuse; baseline=True runs the --baseline-bin-dir binaries instead (same options)."""
         os.makedirs(mnt, exist_ok=True)
         os.makedirs(cache_dir, exist_ok=True)
         opts = f"cache_dir={cache_dir}" + (f",{extra}" if extra else "")
-        argv = [self.bin_cachefuse, src, mnt, "-o", opts]
+        daemon, ctl_bin = (self.bin_base_cachefuse, self.bin_base_ctl) if baseline else (self.bin_cachefuse, self.bin_ctl)
+        if daemon is None:
+            raise StepFailed("a baseline mount needs --baseline-bin-dir")
+        argv = [daemon, src, mnt, "-o", opts]
         r = subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         if r.returncode != 0:
             if is_mounted(mnt):
                 self.force_unmount(mnt)
             raise StepFailed(f"cachefuse mount failed (rc {r.returncode}): {self.show(argv)}: {r.stderr.strip()}")
-        m = Mount("cachefuse", mnt, src, cache_dir, argv=argv, opts=extra)
+        m = Mount(BASELINE if baseline else "cachefuse", mnt, src, cache_dir, argv=argv, opts=extra, ctl_bin=ctl_bin)
         self.mounts.append(m)
-        st = self.ctl("status", mnt)
+        st = self.ctl("status", mnt, ctl_bin)
         m.pid = st.get("pid")
         if not m.pid:
             out = cmd_output(["pgrep", "-f", mnt])
@@ -628,7 +651,7 @@ class Bench:
         Returns seconds waited (None if it did not finish in time)."""
         t0 = time.monotonic()
         while True:
-            s = self.ctl("stats", m.mnt)
+            s = self.ctl("stats", m.mnt, m.ctl_bin)
             done = s.get("io.submitted") == s.get("io.completed") and (s.get("bytes.to_cache") or 0) >= size
             if done:
                 return round(time.monotonic() - t0, 2)
@@ -639,8 +662,8 @@ class Bench:
                 return None
             time.sleep(0.1)
 
-    def ctl(self, what, mnt):
-        argv = [self.bin_ctl, what, mnt, "--json"]
+    def ctl(self, what, mnt, ctl_bin=None):
+        argv = [ctl_bin or self.bin_ctl, what, mnt, "--json"]
         try:
             r = subprocess.run(argv, capture_output=True, text=True, timeout=20)
         except subprocess.TimeoutExpired:
@@ -676,14 +699,27 @@ def stats_delta(before, after):
 # --------------------------------------------------------------------------------------
 
 
+def seq_order(setups, r):
+    """Run r's order: the setups rotated by r; then cachefuse and cachefuse-baseline (when both run) take
+    their two places new-first on even runs, baseline-first on odd ones (with more than two setups the
+    rotation alone would nearly always keep them in the same order)."""
+    order = setups[r % len(setups):] + setups[:r % len(setups)]
+    if "cachefuse" in order and BASELINE in order:
+        i, j = sorted((order.index("cachefuse"), order.index(BASELINE)))
+        order[i], order[j] = ("cachefuse", BASELINE) if r % 2 == 0 else (BASELINE, "cachefuse")
+    return order
+
+
 def job_seq(b, a):
     size = a.size
     src = b.make_data(size)
     name = os.path.basename(src)
     runs = []
     verify = None
+    verify_baseline = None
+    setups = a.seq_setups
     for r in range(a.runs):
-        order = SEQ_SETUPS[r % len(SEQ_SETUPS):] + SEQ_SETUPS[:r % len(SEQ_SETUPS)]
+        order = seq_order(setups, r)
         run = {"order": order}
         for setup in order:
             log(f"seq run {r + 1}/{a.runs}: {setup}")
@@ -697,46 +733,62 @@ def job_seq(b, a):
             elif setup == "rclone":
                 m = b.mount_rclone(b.src_dir, os.path.join(base, "mnt"), os.path.join(base, "cache"))
                 b.record("mount rclone", m.argv)
-            else:
-                m = b.mount_cachefuse(b.src_dir, os.path.join(base, "mnt"), os.path.join(base, "cache"))
-                b.record("mount cachefuse", m.argv)
+            else:  # cachefuse, or cachefuse-baseline: the same options, the --baseline-bin-dir binaries
+                m = b.mount_cachefuse(b.src_dir, os.path.join(base, "mnt"), os.path.join(base, "cache"),
+                                      baseline=setup == BASELINE)
+                b.record(f"mount {setup}", m.argv)
             if m is not None:
                 path = os.path.join(m.mnt, name)
+            is_cf = setup in CACHEFUSE_SETUPS
             res = {}
             for state in SEQ_STATES:
                 settle = b.drop_caches() if state in ("cold", "warm-disk") else None
                 cpu0 = proc_cpu_seconds(m.pid) if m else None
-                st0 = b.ctl("stats", m.mnt) if setup == "cachefuse" else None
+                st0 = b.ctl("stats", m.mnt, m.ctl_bin) if is_cf else None
                 x = b.fio_read(path, False, f"read ({setup}; the same command in every state)", size)
                 cpu1 = proc_cpu_seconds(m.pid) if m else None
                 if cpu0 is not None and cpu1 is not None:
                     x["daemon_cpu_s"] = round(cpu1 - cpu0, 3)
                 if st0 is not None:
-                    d = stats_delta(st0, b.ctl("stats", m.mnt))
+                    d = stats_delta(st0, b.ctl("stats", m.mnt, m.ctl_bin))
                     x["backend_bytes"] = d.get("bytes.from_backend")
                     x["cache_bytes"] = d.get("bytes.from_cache")
                 if settle:
                     x.update(settle)
-                if setup == "cachefuse" and state == "cold":
+                if is_cf and state == "cold":
                     x["write_behind_s"] = b.wait_cache_written(m, size)
-                if setup == "cachefuse" and state != "cold" and x.get("backend_bytes"):
-                    b.notes.append(f"run {r + 1}: the cachefuse {state} read fetched {x['backend_bytes']:,} bytes "
+                if is_cf and state != "cold" and x.get("backend_bytes"):
+                    b.notes.append(f"run {r + 1}: the {setup} {state} read fetched {x['backend_bytes']:,} bytes "
                                    f"from the source although the cache was filled")
                 res[state] = x
                 log(f"  {setup} {state}: {x['mbps']:.0f} MB/s"
                     + (f", backend {x['backend_bytes'] / MiB:.0f} MiB" if x.get("backend_bytes") is not None else ""))
             if m is not None:
                 res["peak_rss_mib"] = round(proc_status_kib(m.pid).get("VmHWM", 0) / 1024, 1)
-                if setup == "cachefuse":
-                    res["io_engine"] = b.ctl("stats", m.mnt).get("io.engine")
+                if is_cf:
+                    res["io_engine"] = b.ctl("stats", m.mnt, m.ctl_bin).get("io.engine")
                     if r == 0:
-                        verify = b.verify(path, src)
-                        log(f"  content check through cachefuse: {verify}")
+                        v = b.verify(path, src)
+                        log(f"  content check through {setup}: {v}")
+                        if setup == BASELINE:
+                            verify_baseline = v
+                        else:
+                            verify = v
                 b.unmount(m)
             b.safe_rmtree(base)
             run[setup] = res
+        if "cachefuse" in run and BASELINE in run:
+            # new / baseline per state, measured in the same run (the report takes the median over runs)
+            run["ratio_vs_baseline"] = {st: run["cachefuse"][st]["mbps"] / run[BASELINE][st]["mbps"]
+                                        for st in SEQ_STATES if run[BASELINE][st].get("mbps")}
         runs.append(run)
-    return {"params": {"size": size, "runs": a.runs}, "runs": runs, "verify": verify}
+    out = {"params": {"size": size, "runs": a.runs}, "runs": runs, "verify": verify}
+    if setups != SEQ_SETUPS:
+        out["params"]["setups"] = setups
+    if BASELINE in setups:
+        out["params"]["baseline_label"] = a.baseline_label
+        out["verify_baseline"] = verify_baseline
+    return out
 
 
 def job_warmdisk(b, a):
@@ -744,11 +796,17 @@ def job_warmdisk(b, a):
     src = b.make_data(size)
     name = os.path.basename(src)
     engines = ["uring", "sync"]
+    # With --baseline-bin-dir each engine also gets a mount of the baseline binaries ("uring-baseline", ...),
+    # with the same options, filled and measured the same way, interleaved in every run.
+    with_baseline = b.bin_base_cachefuse is not None
+    variants = [v for e in engines for v in ((e, e + "-baseline") if with_baseline else (e,))]
     mounts = {}
     info = {}
-    for e in engines:
+    for e in variants:
+        eng = e.split("-")[0]
         base = b.mkdirs("warmdisk", e)
-        m = b.mount_cachefuse(b.src_dir, os.path.join(base, "mnt"), os.path.join(base, "cache"), f"io_engine={e}")
+        m = b.mount_cachefuse(b.src_dir, os.path.join(base, "mnt"), os.path.join(base, "cache"), f"io_engine={eng}",
+                              baseline=e.endswith("-baseline"))
         b.record(f"mount ({e})", m.argv)
         mounts[e] = m
         log(f"warmdisk: filling the cache of the {e} mount")
@@ -764,7 +822,7 @@ def job_warmdisk(b, a):
                     biggest = (p, st.st_size)
         if biggest is None:
             raise StepFailed(f"no cache file under {vols} after reading {fmt_size(size)} through the mount")
-        status = b.ctl("status", m.mnt)
+        status = b.ctl("status", m.mnt, m.ctl_bin)
         info[e] = {"backing_file": b.show([biggest[0]]), "backing_size": biggest[1],
                    "io_engine": status.get("io.engine"), "io_engine_reason": status.get("io.engine_reason"),
                    "fill_mbps": fill["mbps"], "write_behind_s": fill["write_behind_s"], "verify": b.verify(os.path.join(m.mnt, name), src)}
@@ -781,13 +839,16 @@ def job_warmdisk(b, a):
     runs = []
     for r in range(a.runs):
         run = {}
-        for e in engines:
+        # new and baseline of an engine one after the other, which goes first alternating per run
+        vorder = [v for e in engines for v in sorted((x for x in variants if x.split("-")[0] == e),
+                                                     key=lambda x: x.endswith("-baseline") == (r % 2 == 0))]
+        for e in vorder:
             m = mounts[e]
             res = {}
             order = steps[r % len(steps):] + steps[:r % len(steps)]
             for step in order:
                 settle = b.drop_caches()
-                st0 = b.ctl("stats", m.mnt)
+                st0 = b.ctl("stats", m.mnt, m.ctl_bin)
                 cpu0 = proc_cpu_seconds(m.pid)
                 if step == "l_disk":
                     x = b.fio_read(m.backing, True, "L_disk: fio direct=1 on the cache file", os.path.getsize(m.backing))
@@ -798,7 +859,7 @@ def job_warmdisk(b, a):
                 else:
                     x = b.fio_read(os.path.join(m.mnt, name), True, "through the mount, direct=1", size)
                 cpu1 = proc_cpu_seconds(m.pid)
-                d = stats_delta(st0, b.ctl("stats", m.mnt))
+                d = stats_delta(st0, b.ctl("stats", m.mnt, m.ctl_bin))
                 x["backend_bytes"] = d.get("bytes.from_backend")
                 x["cache_bytes"] = d.get("bytes.from_cache")
                 if cpu0 is not None and cpu1 is not None:
@@ -813,10 +874,15 @@ def job_warmdisk(b, a):
             res["ratio_mount_buffered"] = res["mount_buffered"]["mbps"] / res["l_disk_buffered"]["mbps"]
             res["ratio_mount_buffered_vs_direct"] = res["mount_buffered"]["mbps"] / res["l_disk"]["mbps"]
             run[e] = res
+        if with_baseline:
+            run["order"] = vorder
         runs.append(run)
-    for e in engines:
+    for e in variants:
         b.unmount(mounts[e])
-    return {"params": {"size": size, "runs": a.runs}, "engines": info, "runs": runs}
+    out = {"params": {"size": size, "runs": a.runs}, "engines": info, "runs": runs}
+    if with_baseline:
+        out["params"]["baseline_label"] = a.baseline_label
+    return out
 
 
 def job_readahead(b, a):
@@ -1555,18 +1621,11 @@ def machine_facts(b):
     facts["rclone"] = (cmd_output(["rclone", "version"]).splitlines() or [""])[0]
     facts["mergerfs"] = (cmd_output(["mergerfs", "--version"]).splitlines() or [""])[0]
     facts["cachefuse"] = cmd_output([b.bin_cachefuse, "--version"]) if b.bin_cachefuse else ""
-    rev = cmd_output(["git", "--no-optional-locks", "-C", REPO, "rev-parse", "--short", "HEAD"])
-    dirty = cmd_output(["git", "--no-optional-locks", "-C", REPO, "status", "--porcelain", "--untracked-files=no"])
-    facts["commit"] = (rev + (" + uncommitted changes" if dirty else "")) if rev else "unknown"
-    if b.bin_cachefuse:
-        h = hashlib.sha256()
-        with open(b.bin_cachefuse, "rb") as f:
-            for chunk in iter(lambda: f.read(MiB), b""):
-                h.update(chunk)
-        facts["binary_sha256"] = h.hexdigest()[:16]
-        facts["binary_mtime"] = datetime.datetime.fromtimestamp(
-            os.stat(os.path.join(os.path.abspath(b.args.bin_dir), "cachefuse")).st_mtime,
-            datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    facts.update(binary_facts(b.bin_cachefuse, b.args.bin_dir))
+    if b.bin_base_cachefuse:
+        facts["baseline"] = dict(binary_facts(b.bin_base_cachefuse, b.args.baseline_bin_dir),
+                                 label=b.args.baseline_label,
+                                 cachefuse=cmd_output([b.bin_base_cachefuse, "--version"]))
     facts["workdir"] = b.workdir
     facts["workdir_fs"] = fs_type(b.workdir)
     try:
@@ -1575,6 +1634,30 @@ def machine_facts(b):
     except OSError:
         pass
     return facts
+
+
+def binary_facts(snapshot, bin_dir):
+    """Commit, sha256 and build time of a cachefuse binary: the commit is that of the git work tree holding
+    bin_dir (a worktree of an older commit names that commit), else of this repository."""
+    bin_dir = os.path.abspath(bin_dir)
+    out = {"bin_dir": bin_dir}
+    tree = cmd_output(["git", "--no-optional-locks", "-C", bin_dir, "rev-parse", "--show-toplevel"])
+    tree = tree if tree and os.path.isdir(tree) else REPO
+    rev = cmd_output(["git", "--no-optional-locks", "-C", tree, "rev-parse", "--short", "HEAD"])
+    dirty = cmd_output(["git", "--no-optional-locks", "-C", tree, "status", "--porcelain", "--untracked-files=no"])
+    out["commit"] = (rev + (" + uncommitted changes" if dirty else "")) if rev else "unknown"
+    if tree != REPO:
+        out["source_tree"] = tree
+    if snapshot:
+        h = hashlib.sha256()
+        with open(snapshot, "rb") as f:
+            for chunk in iter(lambda: f.read(MiB), b""):
+                h.update(chunk)
+        out["binary_sha256"] = h.hexdigest()[:16]
+        out["binary_mtime"] = datetime.datetime.fromtimestamp(
+            os.stat(os.path.join(bin_dir, "cachefuse")).st_mtime,
+            datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return out
 
 
 def clean_median(values_and_flags):
@@ -1622,6 +1705,17 @@ def md_meta(res):
         f"{m.get('fio')}, {m.get('rclone')}, {m.get('mergerfs')}; data on {m.get('workdir_fs')} ({m.get('workdir')}).",
         "",
     ]
+    if m.get("bin_dir"):
+        lines.insert(1, "")
+        lines.insert(2, f"Binaries: new from `{m['bin_dir']}`"
+                        + (f" (tree `{m['source_tree']}`)" if m.get("source_tree") else "") + "."
+                        + (f" Baseline `{m['baseline'].get('label')}` from `{m['baseline'].get('bin_dir')}`: "
+                           f"cachefuse {m['baseline'].get('commit')}"
+                           + (f" (tree `{m['baseline']['source_tree']}`)" if m['baseline'].get("source_tree") else "")
+                           + f", binary sha256 {m['baseline'].get('binary_sha256')}, built "
+                           f"{m['baseline'].get('binary_mtime')}."
+                           if m.get("baseline") and any(k == BASELINE or k.endswith("-baseline")
+                                                        for run in res.get("runs", []) for k in run) else ""))
     if rep.get("start_kib") is not None:
         moved = (rep["end_kib"] - rep["start_kib"]) // 1024
         lines.append(
@@ -1656,28 +1750,34 @@ def render_seq(res):
          f"`fio rw=read bs=1M ioengine=psync` (buffered, `invalidate=0`), {len(runs)} run(s), medians in MB/s "
          f"(10^6 B/s). COLD: fresh mount with an empty cache, page cache dropped; WARM-DISK: the same mount after "
          f"the cold read, page cache dropped; WARM-RAM: read again right away (page cache hot). Setups run in a "
-         f"rotating order inside each run, each on the same source file.", ""]
+         f"rotating order inside each run, each on the same source file."
+         + (f" `{BASELINE}` is the same cachefuse setup (same options, data and steps) run with the baseline "
+            f"binaries (`{p.get('baseline_label', 'baseline')}`; see below the table), interleaved with `cachefuse` "
+            f"in every run; the two swap places on odd runs." if any(BASELINE in run for run in runs) else "")
+         + (f" Setups in this run: {', '.join(p['setups'])}." if p.get("setups") else ""), ""]
     if not runs:
         return L
+    present = [s for s in SEQ_ALL_SETUPS if any(s in run for run in runs)]
     med = {}
-    for s in SEQ_SETUPS:
+    for s in SEQ_ALL_SETUPS:
         for st in SEQ_STATES:
             vals = [(run[s][st]["mbps"], run[s][st].get("flagged")) for run in runs if s in run and st in run[s]]
             med[(s, st)] = clean_median(vals)[0]
     names = {"raw": "raw ext4 (limit)", "mergerfs": "mergerfs one branch, cache.files=off (FUSE floor)",
-             "rclone": "rclone local remote, --vfs-cache-mode full", "cachefuse": "cachefuse (defaults)"}
+             "rclone": "rclone local remote, --vfs-cache-mode full", "cachefuse": "cachefuse (defaults)",
+             BASELINE: f"cachefuse {p.get('baseline_label', 'baseline')} (baseline binaries, defaults)"}
     L.append("| setup | cold | × raw | warm-disk | × raw | warm-RAM | × raw | backend bytes cold / warm | "
              "daemon CPU s/GiB cold / warm-disk / warm-RAM | daemon peak RSS |")
     L.append("|---|---|---|---|---|---|---|---|---|---|")
     gib = p["size"] / GiB
-    for s in SEQ_SETUPS:
+    for s in present:
         cells = [names[s]]
         for st in SEQ_STATES:
             v = med[(s, st)]
             raw = med[("raw", st)]
             cells.append(f0(v))
             cells.append("1.00" if s == "raw" else (f2(v / raw) if v and raw else "–"))
-        if s == "cachefuse":
+        if s in CACHEFUSE_SETUPS:
             cold_b = median([run[s]["cold"].get("backend_bytes") for run in runs if s in run])
             warm_b = median([(run[s]["warm-disk"].get("backend_bytes") or 0) + (run[s]["warm-ram"].get("backend_bytes") or 0)
                              for run in runs if s in run])
@@ -1692,6 +1792,8 @@ def render_seq(res):
             cells.append(f1(median([run[s].get("peak_rss_mib") for run in runs if s in run]), " MiB"))
         L.append("| " + " | ".join(cells) + " |")
     L.append("")
+    if "cachefuse" in present and BASELINE in present:
+        L += render_seq_baseline(res)
     # per-run figures
     L.append("<details><summary>Per-run MB/s (f = page reporting moved a lot during the read)</summary>")
     L.append("")
@@ -1702,6 +1804,9 @@ def render_seq(res):
             if s in run:
                 L.append(f"| {i + 1} | {s} | " + " | ".join(
                     f0(run[s][st]["mbps"]) + (" f" if run[s][st].get("flagged") else "") for st in SEQ_STATES) + " |")
+        if "cachefuse" in run and BASELINE in run:
+            L.append(f"| {i + 1} | new / baseline | " + " | ".join(
+                f2(seq_run_ratio(run, st)[0]) for st in SEQ_STATES) + " |")
     L += ["", "</details>", ""]
     # goals from BENCH.md
     cf = {st: med[("cachefuse", st)] for st in SEQ_STATES}
@@ -1715,25 +1820,77 @@ def render_seq(res):
         goals.append(("WARM-RAM ≥ 0.8 × L_ram (raw warm-RAM read)", cf["warm-ram"] / raw["warm-ram"], 0.8))
     if cold_b is not None:
         goals.append(("backend bytes of a cold sequential read ≤ 1.05 × file size", cold_b / p["size"], None))
-    L.append("Goals from BENCH.md (informative for this job):")
-    L.append("")
-    L.append("| goal | measured | result |")
-    L.append("|---|---|---|")
+    goal_rows = []
     for text, v, need in goals:
         if need is None:
-            L.append(f"| {text} | {v:.3f} × | {pf(v <= 1.05)} |")
+            goal_rows.append(f"| {text} | {v:.3f} × | {pf(v <= 1.05)} |")
         else:
-            L.append(f"| {text} | {v:.2f} × | {pf(v >= need)} |")
+            goal_rows.append(f"| {text} | {v:.2f} × | {pf(v >= need)} |")
     for st in SEQ_STATES:
         if cf[st] and rc[st]:
-            L.append(f"| ahead of rclone, {st} | {cf[st] / rc[st]:.2f} × rclone | {pf(cf[st] > rc[st])} |")
-    L.append("")
+            goal_rows.append(f"| ahead of rclone, {st} | {cf[st] / rc[st]:.2f} × rclone | {pf(cf[st] > rc[st])} |")
+    if goal_rows:  # none when --setups left out the setups they need
+        L += ["Goals from BENCH.md (informative for this job):", "", "| goal | measured | result |", "|---|---|---|"]
+        L += goal_rows
+        L.append("")
     if res.get("verify"):
         wb = median([run["cachefuse"]["cold"].get("write_behind_s") for run in runs if "cachefuse" in run])
         L.append(f"Content check (file read through cachefuse compared with the source): {res['verify']}. "
                  f"cachefuse io engine: {runs[0].get('cachefuse', {}).get('io_engine')}; after the cold read its "
                  f"cache writes (write-behind) finished {f2(wb)} s later (median), before the page cache was dropped.")
         L.append("")
+    if res.get("verify_baseline"):
+        wb = median([run[BASELINE]["cold"].get("write_behind_s") for run in runs if BASELINE in run])
+        L.append(f"Baseline: content check {res['verify_baseline']}; io engine "
+                 f"{runs[0].get(BASELINE, {}).get('io_engine')}; write-behind finished {f2(wb)} s after the cold "
+                 f"read (median).")
+        L.append("")
+    return L
+
+
+def seq_run_ratio(run, st):
+    """(new / baseline MB/s in one run and state, flagged?) from a seq run that has both setups."""
+    r = (run.get("ratio_vs_baseline") or {}).get(st)
+    try:
+        if r is None:
+            r = run["cachefuse"][st]["mbps"] / run[BASELINE][st]["mbps"]
+    except (KeyError, TypeError, ZeroDivisionError):
+        return None, False
+    return r, bool(run["cachefuse"][st].get("flagged") or run[BASELINE][st].get("flagged"))
+
+
+def spread(values):
+    """(max - min) / median of the values, or None with fewer than two."""
+    vals = [v for v in values if v is not None]
+    if len(vals) < 2 or not statistics.median(vals):
+        return None
+    return (max(vals) - min(vals)) / statistics.median(vals)
+
+
+def render_seq_baseline(res):
+    """The new-vs-baseline table of the seq job: per-run ratios new / baseline (same run), their median."""
+    runs = [run for run in res["runs"] if "cachefuse" in run and BASELINE in run]
+    label = res["params"].get("baseline_label", "baseline")
+    L = [f"**New vs baseline** (`cachefuse` / `{BASELINE}` = {label}): MB/s ratio in each run (both read the "
+         f"same file in the same run), median over the {len(runs)} run(s) (runs where page reporting flagged "
+         f"either read are left out when a clean run remains). For the noise: the spread (max − min) / median of "
+         f"each setup's MB/s over the runs, and the range of the per-run ratios.", "",
+         "| state | new MB/s | baseline MB/s | new / baseline (median of per-run ratios) | per-run ratios | "
+         "run-to-run spread new / baseline |",
+         "|---|---|---|---|---|---|"]
+    for st in SEQ_STATES:
+        pairs = [seq_run_ratio(run, st) for run in runs]
+        ratio, used, total = clean_median(pairs)
+        new = clean_median([(run["cachefuse"][st]["mbps"], run["cachefuse"][st].get("flagged")) for run in runs])[0]
+        old = clean_median([(run[BASELINE][st]["mbps"], run[BASELINE][st].get("flagged")) for run in runs])[0]
+        per = ", ".join(f2(r) + (" f" if fl else "") for r, fl in pairs)
+        sn = spread([run["cachefuse"][st]["mbps"] for run in runs])
+        so = spread([run[BASELINE][st]["mbps"] for run in runs])
+        pct = lambda v: "–" if v is None else f"{100 * v:.0f} %"
+        L.append(f"| {st} | {f0(new)} | {f0(old)} | **{f2(ratio)} ×**"
+                 + (f" ({used} of {total} runs)" if used != total else "")
+                 + f" | {per} | {pct(sn)} / {pct(so)} |")
+    L.append("")
     return L
 
 
@@ -1756,8 +1913,9 @@ def render_warmdisk(res):
              "daemon CPU s/GiB direct / buffered |")
     L.append("|---|---|---|---|---|---|---|---|---|")
     gib = p["size"] / GiB
+    variants = ("uring", "uring-baseline", "sync", "sync-baseline")
 
-    for e in ("uring", "sync"):
+    for e in variants:
         rr = [run[e] for run in runs if e in run]
         if not rr:
             continue
@@ -1775,19 +1933,49 @@ def render_warmdisk(res):
         cpub = median([x["mount_buffered"].get("daemon_cpu_s") for x in rr])
         cpud = median([x["mount_direct"].get("daemon_cpu_s") for x in rr])
         eng = res.get("engines", {}).get(e, {}).get("io_engine")
-        label = e + (f" (daemon reports {eng})" if eng and eng != e else "")
+        label = e + (f" (daemon reports {eng})" if eng and eng != e.split("-")[0] else "")
         L.append(f"| {label} | {f0(ld)} | {f0(md)} | {f2(rd)} {pf(rd is not None and rd >= 0.8)} | {f0(lb)} | "
                  f"{f0(mb)} | {f2(rb)} / {f2(rbd)} | {bb:,} B | "
                  f"{f2(cpud / gib if cpud is not None else None)} / {f2(cpub / gib if cpub is not None else None)} |")
     L.append("")
     L.append("BENCH.md sets a stricter long-term goal of 0.9 × L_disk for WARM-DISK.")
     L.append("")
+    base_rows = []
+    for e in ("uring", "sync"):
+        both = [run for run in runs if e in run and e + "-baseline" in run]
+        if not both:
+            continue
+
+        def rat(key, step, ref=None):
+            # per run: new / baseline of a step's MB/s (or of a ratio key), then the median
+            vals = []
+            for run in both:
+                n, o = run[e], run[e + "-baseline"]
+                try:
+                    v = (n[key] / o[key]) if ref else (n[step]["mbps"] / o[step]["mbps"])
+                except (KeyError, ZeroDivisionError):
+                    continue
+                fl = any(x[s].get("flagged") for x in (n, o) for s in ((step, ref) if ref else (step,)) if s in x)
+                vals.append((v, fl))
+            return clean_median(vals)[0], ", ".join(f2(v) for v, _ in vals)
+
+        for text, key, step, ref in (("mount direct=1 MB/s", None, "mount_direct", None),
+                                     ("mount direct=1 / L_disk", "ratio_mount_direct", "mount_direct", "l_disk"),
+                                     ("mount buffered MB/s", None, "mount_buffered", None),
+                                     ("mount buffered / backing buffered", "ratio_mount_buffered", "mount_buffered",
+                                      "l_disk_buffered")):
+            v, per = rat(key, step, ref)
+            base_rows.append(f"| {e} | {text} | **{f2(v)} ×** | {per} |")
+    if base_rows:
+        L += [f"**New vs baseline** (`{p.get('baseline_label', 'baseline')}`, the `-baseline` rows): new / baseline "
+              f"per run, median.", "", "| io_engine | measure | new / baseline | per-run |", "|---|---|---|---|"]
+        L += base_rows + [""]
     L.append("<details><summary>Per-run MB/s and ratios</summary>")
     L.append("")
     L.append("| run | io_engine | L_disk | direct=1 | ratio | backing buffered | buffered | ratio |")
     L.append("|---|---|---|---|---|---|---|---|")
     for i, run in enumerate(runs):
-        for e in ("uring", "sync"):
+        for e in run.get("order", variants):
             if e in run:
                 x = run[e]
                 cell = lambda s: (f0(x[s]["mbps"]) + (" f" if x[s].get("flagged") else "")) if s in x else "–"
@@ -2056,6 +2244,8 @@ def render_markdown(results):
          "bench/run.sh                                   # all jobs, default sizes, 3 runs",
          "bench/run.sh --jobs seq,warmdisk --size 2G --runs 3",
          "bench/run.sh --jobs startup --startup-files 100000 --runs 5   # mount start over 100k cached objects",
+         "bench/run.sh --jobs seq --baseline-bin-dir OLD/build/bin --baseline-label COMMIT \\",
+         "    --setups raw,cachefuse,cachefuse-baseline   # new binary vs an older build, side by side",
          "bench/run.sh --quick                           # smoke test (small sizes; results stay in the work dir)",
          "bench/run.sh --render-only                     # rewrite this file from docs/bench-results.json",
          "```", "",
@@ -2137,6 +2327,15 @@ def main():
                     help="smoke test: small sizes, 1 run, short settling; results go to the work dir, not docs/")
     ap.add_argument("--workdir", default="/var/tmp/cachefuse-bench", help="where all data, caches and mounts live")
     ap.add_argument("--bin-dir", default=os.path.join(REPO, "build", "bin"), help="where cachefuse and cachefusectl are")
+    ap.add_argument("--baseline-bin-dir", default=None,
+                    help=f"also run the cachefuse and cachefusectl of this directory (an older build) as setup "
+                         f"{BASELINE} in the seq job (and as uring-baseline/sync-baseline in warmdisk): the same "
+                         f"options, data and steps, interleaved in the same runs; the report gives new / baseline")
+    ap.add_argument("--baseline-label", default="baseline",
+                    help="name of the baseline in the report, e.g. a commit (default: baseline)")
+    ap.add_argument("--setups", default=None,
+                    help=f"seq job only: comma-separated setups to run, of {','.join(SEQ_ALL_SETUPS)} "
+                         f"(default: all; {BASELINE} only with --baseline-bin-dir)")
     ap.add_argument("--results", default=None, help="results JSON (default docs/bench-results.json)")
     ap.add_argument("--out", default=None, help="markdown output (default docs/benchmarks.md)")
     ap.add_argument("--settle", type=float, default=None, help="seconds to wait at least after drop_caches (default 3)")
@@ -2183,9 +2382,24 @@ def main():
     bad = [j for j in jobs if j not in ALL_JOBS]
     if bad:
         ap.error(f"unknown job(s) {bad}; known: {ALL_JOBS}")
+    known = SEQ_SETUPS + ([BASELINE] if a.baseline_bin_dir else [])
+    if a.setups is None:
+        a.seq_setups = known
+    else:
+        want = [x.strip() for x in a.setups.split(",") if x.strip()]
+        bad = [x for x in want if x not in known]
+        if bad:
+            ap.error(f"unknown setup(s) {bad} for --setups; known: {known}"
+                     + (f" ({BASELINE} needs --baseline-bin-dir)" if BASELINE in bad else ""))
+        if not want:
+            ap.error("--setups: no setup given")
+        a.seq_setups = [x for x in known if x in want]  # the usual order; runs rotate it
+    if a.baseline_bin_dir and not os.path.isdir(a.baseline_bin_dir):
+        ap.error(f"--baseline-bin-dir {a.baseline_bin_dir}: not a directory")
     if os.geteuid() != 0:
         ap.error("must run as root (drop_caches, FUSE mounts)")
-    for tool in ("fio", "fusermount3", "dd") + (("rclone", "mergerfs") if "seq" in jobs else ()):
+    seq_tools = tuple(t for t in ("rclone", "mergerfs") if t in a.seq_setups) if "seq" in jobs else ()
+    for tool in ("fio", "fusermount3", "dd") + seq_tools:
         if not shutil.which(tool):
             ap.error(f"{tool} not found (scripts/install-deps.sh installs it)")
 
@@ -2203,7 +2417,8 @@ def main():
     t_start = time.monotonic()
     try:
         b.setup()
-        need = (a.size if {"seq", "warmdisk"} & set(jobs) else 0) * 3 + \
+        need = (a.size if {"seq", "warmdisk"} & set(jobs) else 0) * \
+               (5 if "warmdisk" in jobs and a.baseline_bin_dir else 3) + \
                (a.rss_size * 2 if "rss" in jobs else 0) + (max(a.ra_size, a.conc_size) * 3) + \
                (2 * a.startup_files * (max(a.startup_file_size, 4096) + 4096) if "startup" in jobs else 0)
         b.disk_check(need)
