@@ -64,6 +64,12 @@ std::vector<std::pair<std::string, std::string>> Filesystem::StatsSnapshot() con
   return out;
 }
 
+double Filesystem::Remaining(double timeout, const netfs::Attr& attr) {
+  if (attr.as_of == netfs::Clock::time_point{}) return timeout;
+  const double age = std::chrono::duration<double>(netfs::Clock::now() - attr.as_of).count();
+  return std::max(0.0, timeout - age);
+}
+
 Result<Entry> Filesystem::Remember(fuse_ino_t parent, const std::string& name, const netfs::Attr& attr) {
   auto make_cookie = [&] { return volume_->Acquire(attr.identity, attr.coherency.bytes, attr.st.st_size); };
   InodeRef inode = inodes_.Remember(attr.identity, attr.st.st_mode & S_IFMT, parent, name, make_cookie);
@@ -72,8 +78,8 @@ Result<Entry> Filesystem::Remember(fuse_ino_t parent, const std::string& name, c
   e.param.ino = inode->ino;
   e.param.generation = 1;
   e.param.attr = attr.st;
-  e.param.attr_timeout = options_.attr_timeout;
-  e.param.entry_timeout = options_.entry_timeout;
+  e.param.attr_timeout = Remaining(options_.attr_timeout, attr);
+  e.param.entry_timeout = Remaining(options_.entry_timeout, attr);
   return e;
 }
 

@@ -21,9 +21,9 @@
 
 #include "cache/cache.h"
 #include "cache/cookie.h"
+#include "cache/fetcher.h"
 #include "cache/read_helper.h"
 #include "cache/volume.h"
-#include "cache/fetcher.h"
 #include "daemon/inode_table.h"
 #include "daemon/mount_options.h"
 #include "daemon/source_stack.h"
@@ -56,6 +56,12 @@ struct Entry {
   fuse_entry_param param{};
 };
 
+// Attributes for a getattr reply and how long the kernel may keep them.
+struct AttrReply {
+  struct stat st {};
+  double timeout = 0;
+};
+
 class Filesystem {
  public:
   // source: the bare source; the filesystem puts the shared layers around it
@@ -81,7 +87,7 @@ class Filesystem {
   // --- entries and attributes (op_entry.cpp)
   Result<Entry> Lookup(fuse_ino_t parent, const std::string& name);
   void Forget(fuse_ino_t ino, uint64_t nlookup);
-  Result<struct stat> GetAttr(fuse_ino_t ino, FileHandle* fh);
+  Result<AttrReply> GetAttr(fuse_ino_t ino, FileHandle* fh);
   Result<struct stat> SetAttr(fuse_ino_t ino, const struct stat& attr, int to_set, FileHandle* fh);
   Result<std::string> ReadLink(fuse_ino_t ino);
   Result<struct statvfs> StatFs(fuse_ino_t ino);
@@ -131,6 +137,10 @@ class Filesystem {
   const std::string& control_socket() const { return control_socket_; }
 
  private:
+  // How long the kernel may keep attributes the source gave at attr.as_of: the
+  // timeout less their age, so that our cache and the kernel's together never
+  // keep them longer than the timeout.
+  static double Remaining(double timeout, const netfs::Attr& attr);
   // Makes the entry reply for a file just found or made under (parent, name).
   Result<Entry> Remember(fuse_ino_t parent, const std::string& name, const netfs::Attr& attr);
   // The source says attr: if the file's data changed, invalidate its cache.

@@ -88,7 +88,9 @@ void ForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
 }
 
 void GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  ReplyAttr(req, Fs(req).GetAttr(ino, Fh(fi)), Fs(req).options().attr_timeout);
+  auto r = Fs(req).GetAttr(ino, Fh(fi));
+  if (!r.ok()) return ReplyStatus(req, r.status());
+  fuse_reply_attr(req, &r->st, r->timeout);
 }
 
 void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {

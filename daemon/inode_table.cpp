@@ -73,6 +73,12 @@ InodeRef InodeTable::Remember(const std::string& identity, mode_t type, fuse_ino
     by_name_[key] = inode->ino;
     inode->names.push_back(key);
   }
+  // The name the source just answered for is the inode's path from now on: an
+  // older name may be gone (a file removed at the source whose inode number a
+  // new file reuses keeps the old name here until the kernel forgets it).
+  if (auto at = std::find(inode->names.begin(), inode->names.end(), key); at != inode->names.begin()) {
+    std::rotate(inode->names.begin(), at, at + 1);
+  }
   if (inode->ino != FUSE_ROOT_ID) inode->unlinked = false;
   return inode;
 }

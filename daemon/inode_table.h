@@ -1,7 +1,8 @@
 // InodeTable: the FUSE inode numbers of this mount, their names and lookup counts.
 //
 // Each inode is one file of the source (by the backend's identity), known under
-// one or more (parent, name) aliases; its path is built from the first alias.
+// one or more (parent, name) aliases; its path is built from the first alias,
+// the one most recently found on the source.
 // One mutex guards the table and every Inode's mutable fields.
 #pragma once
 

@@ -19,7 +19,7 @@ void Filesystem::Forget(fuse_ino_t ino, uint64_t nlookup) {
   if (gone && gone->cookie) gone->cookie->Relinquish(gone->unlinked);
 }
 
-Result<struct stat> Filesystem::GetAttr(fuse_ino_t ino, FileHandle* fh) {
+Result<AttrReply> Filesystem::GetAttr(fuse_ino_t ino, FileHandle* fh) {
   Result<netfs::Attr> attr = Status::FromErrno(ENOENT, "");
   if (fh) {
     attr = backend_->fstat(*fh->file);
@@ -30,7 +30,7 @@ Result<struct stat> Filesystem::GetAttr(fuse_ino_t ino, FileHandle* fh) {
   }
   if (!attr.ok()) return attr.status();
   if (InodeRef inode = inodes_.Get(ino)) Revalidate(inode, *attr);
-  return attr->st;
+  return AttrReply{attr->st, Remaining(options_.attr_timeout, *attr)};
 }
 
 Result<struct stat> Filesystem::SetAttr(fuse_ino_t ino, const struct stat& in, int to_set, FileHandle* fh) {

@@ -85,9 +85,10 @@ Status Filesystem::Read(FileHandle* fh, uint64_t off, size_t size, cache::ReadRe
   Status st = read_helper_->Read(fh->use, fh->fetcher, &fh->stream, off, size, out);
   if (st.kind() == Status::Kind::kStale && !fh->stale_logged.exchange(true)) {
     auto path = inodes_.Path(fh->inode->ino);
-    spdlog::warn("{}: changed on the source while open here; this open fails its reads (ESTALE), a new open "
-                 "reads the new version",
-                 path.ok() ? "/" + *path : "(a removed file)");
+    spdlog::warn(
+        "{}: changed on the source while open here; this open fails its reads (ESTALE), a new open "
+        "reads the new version",
+        path.ok() ? "/" + *path : "(a removed file)");
   } else if (!st.ok() && st.kind() != Status::Kind::kStale) {
     auto path = inodes_.Path(fh->inode->ino);
     spdlog::warn("read of {} at {}: {} ({})", path.ok() ? "/" + *path : "(a removed file)", off, st.ToString(),

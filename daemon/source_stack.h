@@ -16,9 +16,9 @@
 namespace cachefuse::daemon {
 
 struct SourceStack {
-  std::unique_ptr<netfs::Backend> top;         // what the filesystem calls
-  netfs::AttrCacheBackend* attrs = nullptr;    // inside top
-  netfs::RetryBackend* policy = nullptr;       // inside top
+  std::unique_ptr<netfs::Backend> top;       // what the filesystem calls
+  netfs::AttrCacheBackend* attrs = nullptr;  // inside top
+  netfs::RetryBackend* policy = nullptr;     // inside top
 
   // backend.* counters for cachefusectl stats.
   std::vector<std::pair<std::string, std::string>> Snapshot() const;

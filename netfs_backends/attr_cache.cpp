@@ -63,14 +63,18 @@ struct AttrCacheBackend::Impl {
   void StoreStatLocked(const std::string& path, const Attr& attr, Clock::time_point now) {
     if (auto it = stats.find(path); it != stats.end()) EraseStatLocked(it);
     auto pos = order.insert(order.end(), Slot{false, path});
-    stats.emplace(path, StatEntry{attr, now, pos});
+    Attr stamped = attr;
+    stamped.as_of = now;  // answers from memory say how old they are
+    stats.emplace(path, StatEntry{std::move(stamped), now, pos});
     if (!attr.identity.empty()) by_identity[attr.identity].insert(path);
   }
 
   void StoreListLocked(const std::string& dir, const std::vector<DirEntry>& entries, Clock::time_point now) {
     if (auto it = lists.find(dir); it != lists.end()) EraseListLocked(it);
     auto pos = order.insert(order.end(), Slot{true, dir});
-    lists.emplace(dir, ListEntry{entries, now, pos});
+    std::vector<DirEntry> stamped = entries;
+    for (DirEntry& e : stamped) e.attr.as_of = now;
+    lists.emplace(dir, ListEntry{std::move(stamped), now, pos});
   }
 
   void EvictLocked(size_t max_entries) {
@@ -115,6 +119,8 @@ struct AttrCacheBackend::Impl {
       DropIdentityLocked(identity);
     }
     DropListLocked(ParentPath(path));
+    // A name made or removed changes its directory's own attributes (mtime, nlink).
+    if (!path.empty()) DropStatLocked(ParentPath(path));
     if (!recursive) return;
     DropListLocked(path);
     if (path.empty()) {

@@ -47,6 +47,10 @@ struct Attr {
   struct stat st {};     // as the source reports it (st_ino is the source's)
   Coherency coherency;   // meaningful for regular files
   std::string identity;  // stable file identity within this source: the cookie key
+  // When the source said this, if it was not just now (an answer from the
+  // attribute cache): callers that cache attributes further (the kernel)
+  // shorten their lifetime by the age. The epoch means "now".
+  Clock::time_point as_of{};
 };
 
 struct DirEntry {

@@ -79,6 +79,12 @@ Result<std::unique_ptr<PosixBackend>> PosixBackend::Open(const std::string& root
   return std::unique_ptr<PosixBackend>(new PosixBackend(canonical, std::move(fd), st.st_dev, caps));
 }
 
+bool PosixBackend::SameData(const Coherency& a, const Coherency& b) {
+  // Token layout (MakeAttr): mtime [0, 8), ctime [8, 16), size [16, 24), inode [24, 32).
+  if (a.bytes.size() != 32 || b.bytes.size() != 32) return a == b;
+  return a.bytes.compare(0, 8, b.bytes, 0, 8) == 0 && a.bytes.compare(16, 16, b.bytes, 16, 16) == 0;
+}
+
 Attr PosixBackend::MakeAttr(const struct stat& st) const {
   Attr a;
   a.st = st;
@@ -217,16 +223,20 @@ Result<size_t> PosixBackend::read_range(OpenFile& f, uint64_t offset, std::span<
   if (options.expect != nullptr) {
     // Were these bytes of the expected version? The caller took the token
     // (mtime and ctime in ns, size, inode) before this read began. Every
-    // change of a file moves its ctime forward, and no call sets ctime back
-    // (only the system clock going back could), so if the token after the
-    // read still equals the expected one, nothing changed the file between
-    // then and now, and the bytes are of that version. A changed token fails
-    // the read even if the change was elsewhere in the file (an append): the
-    // caller decides what that means. The limit is timestamp granularity: a
-    // change within the same clock tick as the token was taken goes unseen.
+    // write moves mtime forward (6.13+ kernels give an observed file
+    // fine-grained timestamps, so two writes in one tick differ too), so if
+    // mtime, size and inode after the read equal the expected ones, nothing
+    // wrote the file between then and now and the bytes are of that version.
+    // ctime is left out here: a rename, unlink, link or chmod at the source
+    // moves it without touching the data (the old file of a replace-by-rename
+    // stays readable through its open fd). What this cannot see: a writer
+    // that changes the data and puts mtime back (utimes) within the read;
+    // the next open's full token (ctime included) sees that one. A changed
+    // token fails the read even if the change was elsewhere in the file (an
+    // append): the caller decides what that means.
     auto now = FstatFd(pf.fd(), pf.path());
     if (!now.ok()) return now.status();
-    if (!(now->coherency == *options.expect)) return Status::Stale(pf.path() + ": changed on the source");
+    if (!SameData(now->coherency, *options.expect)) return Status::Stale(pf.path() + ": changed on the source");
   }
   return got;
 }

@@ -50,6 +50,9 @@ class PosixBackend final : public Backend {
 
   // The token and identity this backend derives from a stat; exposed for tests.
   Attr MakeAttr(const struct stat& st) const;
+  // Whether two tokens describe the same data (mtime, size and inode equal;
+  // ctime may differ): the check read_range makes against ReadOptions::expect.
+  static bool SameData(const Coherency& a, const Coherency& b);
 
  private:
   PosixBackend(std::string root_path, UniqueFd root_fd, dev_t root_dev, Capabilities caps)

@@ -182,6 +182,16 @@ TEST_CASE("InodeTable: make_cookie runs for new regular files only") {
   CHECK(calls == 2);
 }
 
+TEST_CASE("InodeTable: a new file that reuses a removed file's inode number is reached by its own name") {
+  // Removed at the source, its inode number reused by a new file: the kernel
+  // still remembers the old name, the source answers for the new one.
+  InodeTable t("r");
+  auto old = File(t, "i7", FUSE_ROOT_ID, "t0");
+  auto fresh = File(t, "i7", FUSE_ROOT_ID, "t1");
+  CHECK(old == fresh);
+  CHECK(PathOf(t, fresh->ino) == "t1");
+}
+
 TEST_CASE("InodeTable hard links: one identity, two names") {
   InodeTable t("r");
   auto d = Dir(t, "d", FUSE_ROOT_ID, "dir");
@@ -191,16 +201,19 @@ TEST_CASE("InodeTable hard links: one identity, two names") {
   CHECK(a->nlookup == 2);
   REQUIRE(a->names.size() == 2);
   CHECK(t.size() == 3);
-  // The path comes from the first name.
+  // The path comes from the name most recently found on the source.
+  CHECK(PathOf(t, a->ino) == "dir/b");
+  File(t, "i5", FUSE_ROOT_ID, "a");
   CHECK(PathOf(t, a->ino) == "a");
+  CHECK(a->names.size() == 2);
 
-  SECTION("removing the first name keeps the file reachable through the other") {
+  SECTION("removing the name in use keeps the file reachable through the other") {
     t.RemoveName(FUSE_ROOT_ID, "a", false);
     CHECK_FALSE(a->unlinked);
     CHECK(a->names.size() == 1);
     CHECK(PathOf(t, a->ino) == "dir/b");
   }
-  SECTION("removing the second name keeps the first") {
+  SECTION("removing the other name keeps the one in use") {
     t.RemoveName(d->ino, "b", false);
     CHECK(PathOf(t, a->ino) == "a");
   }
@@ -212,7 +225,7 @@ TEST_CASE("InodeTable hard links: one identity, two names") {
     CHECK(t.Path(a->ino).err() == ESTALE);
     // Still in the table until the kernel forgets it.
     CHECK(t.Get(a->ino) == a);
-    CHECK(t.Forget(a->ino, 2) == a);
+    CHECK(t.Forget(a->ino, 3) == a);
   }
 }
 
