@@ -54,10 +54,11 @@ TEST_CASE("cache: a second Open of the same dir fails on the LOCK; the first kee
   auto vol = first.value()->AcquireVolume("posix:/somewhere");
   REQUIRE(vol.ok());
   CookieRef c = vol.value()->Acquire("i42", "aux", 5);
-  c->Use(false);
+  UseToken u = c->Use(false);
   CHECK(first.value()->readable());
-  c->Unuse("aux", 5);
+  c->Unuse(u, "aux", 5);
   c->Relinquish(false);
+  u = UseToken();
   c.reset();
   vol.value().reset();
   first.value()->Close();
@@ -291,10 +292,10 @@ TEST_CASE("cache: NoteError withdraws the cache after cache_error_limit errors",
   auto vol = cache.AcquireVolume("posix:/y");
   REQUIRE(vol.ok());
   CookieRef cookie = vol.value()->Acquire("i1", "aux", 100);
-  cookie->Use(false);
+  UseToken use = cookie->Use(false);
   CHECK(cookie->object()->fd() < 0);
   CHECK(cookie->CachedRanges().empty());
-  cookie->Unuse("aux", 100);
+  cookie->Unuse(use, "aux", 100);
 }
 
 }  // namespace cachefuse::cache

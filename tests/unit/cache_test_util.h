@@ -1,5 +1,7 @@
-// Helpers for the cache core's unit tests: a cache + posix source harness, engines
-// that hold or drop I/O on purpose, and small waiting and xattr utilities.
+// Helpers for the cache core's unit tests: a cache + local source harness (read
+// through FakeFetcher, as the daemon reads through its backend), engines that
+// hold or drop I/O on purpose, and small waiting and xattr utilities. Nothing
+// here depends on netfs_backends/: cache_unit_tests links cf_cache only.
 #pragma once
 
 #include <fcntl.h>
@@ -28,8 +30,7 @@
 #include "cache/read_helper.h"
 #include "cache/volume.h"
 #include "common/hash.h"
-#include "netfs_backends/fault_backend.h"
-#include "netfs_backends/posix/posix_backend.h"
+#include "fake_fetcher.h"
 #include "test_util.h"
 
 namespace cachefuse::test {
@@ -102,6 +103,19 @@ inline void PatchFile(const std::string& path, uint64_t off, const std::string& 
   bool ok = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(off)) == static_cast<ssize_t>(data.size());
   ::close(fd);
   if (!ok) throw std::runtime_error("pwrite " + path);
+}
+
+// Overwrites bytes of a file in place (same inode) and makes sure its token
+// moved: file times may be coarser than the gap between two writes, so the
+// write is repeated until they differ. Returns the new token.
+inline std::string ChangeInPlace(const std::string& path, uint64_t off, const std::string& data) {
+  const std::string before = PathToken(path);
+  for (;;) {
+    PatchFile(path, off, data);
+    std::string now = PathToken(path);
+    if (now != before) return now;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 // Creates a sparse file of `size` bytes, then writes each (offset, bytes) piece.
@@ -182,16 +196,26 @@ class TestEngine final : public cache::IoEngine {
   std::deque<Held> held_;
 };
 
-// A cache dir and a posix source dir in one TempDir, with the cache, the volume
-// of the source, a backend (optionally behind a FaultBackend) and a ReadHelper.
-// Tests must drop their cookies and replies before CloseCache/destruction.
+// What the harness's source says about a file, as a backend's stat would:
+// the cookie key (identity), the coherency token and the size.
+struct SourceAttr {
+  std::string identity;  // "i<inode>", as the posix source names files
+  std::string token;     // TokenOfStat
+  uint64_t size = 0;
+};
+
+// A cache dir and a source dir in one TempDir, with the cache, the volume of
+// the source and a ReadHelper. Files of the source are read through
+// FakeFetchers (OpenFile) that share the harness's fault plan and counters
+// and check versions by default, as a source that can tell does. Tests must
+// drop their cookies, uses and replies before CloseCache/destruction.
 class Harness {
  public:
   Harness();
   ~Harness();
 
   std::string src(const std::string& name) const { return src_dir + "/" + name; }
-  std::string volume_key() const;
+  std::string volume_key() const { return "fake:" + src_dir; }
   std::string object_path(const std::string& name) const;
 
   // Opens (or reopens) the cache with `opts`, the volume and a ReadHelper.
@@ -199,15 +223,22 @@ class Harness {
   // Closes the cache (its engine stops), lets go of the helper and the volume,
   // and destroys the cache.
   void CloseCache();
-  // The backend that reads go through: plain posix, or posix behind a FaultBackend.
-  void UseFaultBackend(const netfs::FaultPlan& plan);
+  // The faults of the fetchers opened from now on (FaultBackend's role).
+  void UseFaults(const FetchPlan& p) { plan = p; }
 
-  netfs::Attr Stat(const std::string& name);
+  SourceAttr Stat(const std::string& name) const;
   cache::CookieRef Acquire(const std::string& name);
-  netfs::OpenFileRef OpenFile(const std::string& name);
+  // A fetcher of the source file (one open file of the source), with the
+  // harness's plan and counters; it checks versions unless check_versions is off.
+  FakeFetcherRef OpenFile(const std::string& name);
   // Reads through the ReadHelper; the bytes, or throws on error unless st is given.
-  std::string Read(cache::Cookie& cookie, const netfs::OpenFileRef& file, uint64_t off, size_t len,
+  std::string Read(const cache::UseToken& use, const cache::FetcherRef& file, uint64_t off, size_t len,
                    cache::StreamState* stream = nullptr, Status* st = nullptr);
+  // The release of an open, as the daemon does it: Unuse with the cookie's
+  // aux and size, then ReadHelper::Release.
+  void Unuse(cache::Cookie& cookie, const cache::UseToken& use);
+  // The same with the netfs's latest aux and size.
+  void Unuse(cache::Cookie& cookie, const cache::UseToken& use, const std::string& aux, uint64_t size);
   // Waits until the cookie's cached ranges cover [off, off+len).
   bool WaitCached(cache::Cookie& cookie, uint64_t off, uint64_t len);
   cache::Stats& stats() { return cache->stats(); }
@@ -220,8 +251,9 @@ class Harness {
   std::unique_ptr<cache::Cache> cache;
   std::shared_ptr<cache::Volume> volume;
   std::unique_ptr<cache::ReadHelper> helper;
-  std::unique_ptr<netfs::Backend> backend;
-  netfs::FaultBackend* fault = nullptr;  // set by UseFaultBackend
+  FetchPlan plan;                                                              // for fetchers opened from now on
+  bool check_versions = true;                                                  // for fetchers opened from now on
+  std::shared_ptr<FetchCounters> fetches = std::make_shared<FetchCounters>();  // of every fetcher it opened
 };
 
 // The byte ranges a cookie's cache holds, as pairs for comparisons.
@@ -306,24 +338,14 @@ inline Harness::Harness() : cache_dir(root / "cache"), src_dir(root / "src") {
   opts.granule = 64 * 1024;
   opts.max_inflight = 16ULL << 20;
   rh_opts.readahead = 0;
-  auto b = netfs::PosixBackend::Open(src_dir);
-  if (!b.ok()) throw std::runtime_error("posix backend: " + b.status().ToString());
-  backend = std::move(b.value());
 }
 
 inline Harness::~Harness() {
   CloseCache();
 }
 
-inline std::string Harness::volume_key() const {
-  return backend->describe();
-}
-
 inline std::string Harness::object_path(const std::string& name) const {
-  auto b = netfs::PosixBackend::Open(src_dir);
-  auto a = b.value()->stat(name);
-  if (!a.ok()) throw std::runtime_error("stat " + name);
-  return ObjectPath(cache_dir, volume_key(), a->identity);
+  return ObjectPath(cache_dir, volume_key(), Stat(name).identity);
 }
 
 inline void Harness::OpenCache() {
@@ -343,40 +365,42 @@ inline void Harness::CloseCache() {
   cache.reset();
 }
 
-inline void Harness::UseFaultBackend(const netfs::FaultPlan& plan) {
-  auto inner = netfs::PosixBackend::Open(src_dir);
-  auto fb = std::make_unique<netfs::FaultBackend>(std::move(inner.value()), plan);
-  fault = fb.get();
-  backend = std::move(fb);
-}
-
-inline netfs::Attr Harness::Stat(const std::string& name) {
-  auto a = backend->stat(name);
-  if (!a.ok()) throw std::runtime_error("stat " + name + ": " + a.status().ToString());
-  return a.value();
+inline SourceAttr Harness::Stat(const std::string& name) const {
+  struct stat st {};
+  if (::stat(src(name).c_str(), &st) != 0) throw std::runtime_error("stat " + name);
+  return SourceAttr{"i" + std::to_string(st.st_ino), TokenOfStat(st), static_cast<uint64_t>(st.st_size)};
 }
 
 inline cache::CookieRef Harness::Acquire(const std::string& name) {
-  netfs::Attr a = Stat(name);
-  return volume->Acquire(a.identity, a.coherency.bytes, static_cast<uint64_t>(a.st.st_size));
+  SourceAttr a = Stat(name);
+  return volume->Acquire(a.identity, a.token, a.size);
 }
 
-inline netfs::OpenFileRef Harness::OpenFile(const std::string& name) {
-  auto h = backend->open(name, O_RDONLY);
-  if (!h.ok()) throw std::runtime_error("open " + name + ": " + h.status().ToString());
-  return std::make_shared<netfs::OpenFile>(backend.get(), *h);
+inline FakeFetcherRef Harness::OpenFile(const std::string& name) {
+  auto f = std::make_shared<FakeFetcher>(src(name), plan, fetches);
+  if (check_versions) f->CheckVersions();
+  return f;
 }
 
-inline std::string Harness::Read(cache::Cookie& cookie, const netfs::OpenFileRef& file, uint64_t off, size_t len,
+inline std::string Harness::Read(const cache::UseToken& use, const cache::FetcherRef& file, uint64_t off, size_t len,
                                  cache::StreamState* stream, Status* st) {
   cache::ReadReply reply;
-  Status s = helper->Read(cookie, file, stream, off, len, &reply);
+  Status s = helper->Read(use, file, stream, off, len, &reply);
   if (st) *st = s;
   if (!s.ok()) {
     if (!st) throw std::runtime_error("read: " + s.ToString());
     return {};
   }
   return reply.ToString();
+}
+
+inline void Harness::Unuse(cache::Cookie& cookie, const cache::UseToken& use) {
+  Unuse(cookie, use, cookie.aux(), cookie.size());
+}
+
+inline void Harness::Unuse(cache::Cookie& cookie, const cache::UseToken& use, const std::string& aux, uint64_t size) {
+  cookie.Unuse(use, aux, size);
+  if (helper) helper->Release(use);
 }
 
 inline bool Harness::WaitCached(cache::Cookie& cookie, uint64_t off, uint64_t len) {
