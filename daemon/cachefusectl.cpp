@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/control_protocol.h"
 #include "common/mountinfo.h"
 
 namespace {
@@ -231,7 +232,8 @@ int main(int argc, char** argv) {
       std::fputs(json ? payload.c_str() : JsonToText(payload).c_str(), stdout);
     } else if (invalidate->parsed() || forget->parsed()) {
       if (rel.empty()) throw Failure{target + " is the mount's root, not a file"};
-      Ask(root, std::string(invalidate->parsed() ? "invalidate " : "forget ") + rel);
+      Ask(root, std::string(cachefuse::kControlVersion) + (invalidate->parsed() ? " invalidate " : " forget ") +
+                    cachefuse::EscapeControlArg(rel));
     } else if (cull->parsed()) {
       Ask(root, "cull");
     }

@@ -11,6 +11,7 @@
 
 #include <cstring>
 
+#include "common/control_protocol.h"
 #include "daemon/filesystem.h"
 #include "netfs_backends/backend.h"
 
@@ -125,7 +126,8 @@ void ControlSocket::Serve(int fd) {
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   std::string line;
   char c;
-  while (line.size() < 8192 && ::read(fd, &c, 1) == 1 && c != '\n') line.push_back(c);
+  // A 4 KiB name escapes to at most 12 KiB; paths are longer than names.
+  while (line.size() < (1 << 20) && ::read(fd, &c, 1) == 1 && c != '\n') line.push_back(c);
   std::string answer = Handle(fs_, line);
   size_t done = 0;
   while (done < answer.size()) {
@@ -135,13 +137,26 @@ void ControlSocket::Serve(int fd) {
   }
 }
 
-std::string ControlSocket::Handle(Filesystem* fs, const std::string& line) {
+std::string ControlSocket::Handle(Filesystem* fs, const std::string& request) {
+  // "v2 VERB [ARG]" (common/control_protocol.h); commands without an argument
+  // are also taken without the version, as older cachefusectl sent them.
+  std::string line = request;
+  const std::string version = std::string(kControlVersion) + " ";
+  const bool versioned = line.rfind(version, 0) == 0;
+  if (versioned) line.erase(0, version.size());
   std::string cmd = line.substr(0, line.find(' '));
   std::string arg = line.find(' ') == std::string::npos ? "" : line.substr(line.find(' ') + 1);
+  if (!arg.empty()) {
+    if (!versioned)
+      return "error this cachefusectl speaks an older protocol than the daemon; use the one installed with it\n";
+    auto raw = UnescapeControlArg(arg);
+    if (!raw) return "error malformed argument (bad escape, or a NUL byte)\n";
+    arg = std::move(*raw);
+  }
   if (cmd == "stats") return "ok\n" + cache::Stats::JsonOf(fs->StatsSnapshot()) + "\n";
   if (cmd == "status") return "ok\n" + StatusJson(fs) + "\n";
   if (cmd == "invalidate" || cmd == "forget") {
-    if (!netfs::IsCleanRelativePath(arg) || arg.empty()) return "error bad path '" + arg + "'\n";
+    if (!netfs::IsCleanRelativePath(arg) || arg.empty()) return "error bad path '" + EscapeControlArg(arg) + "'\n";
     Status st = fs->InvalidatePath(arg, cmd == "forget");
     if (!st.ok()) return "error " + st.ToString() + "\n";
     return "ok\n";

@@ -155,6 +155,47 @@ void DetachStdio() {
   ::close(null);
 }
 
+// The real path of p, or of its nearest existing ancestor with the rest
+// appended (a cache dir that does not exist yet).
+std::string RealOrAncestor(const std::string& p) {
+  std::string head = p;
+  std::string tail;
+  while (!head.empty()) {
+    char real[PATH_MAX];
+    if (::realpath(head.c_str(), real)) return std::string(real) + tail;
+    size_t slash = head.find_last_of('/');
+    if (slash == std::string::npos) break;
+    tail = head.substr(slash) + tail;
+    head = slash == 0 ? "/" : head.substr(0, slash);
+    if (head == "/" && tail.empty()) break;
+  }
+  return p;
+}
+
+bool Within(const std::string& inner, const std::string& outer) {
+  if (outer == "/") return true;
+  return inner == outer ||
+         (inner.size() > outer.size() && inner.compare(0, outer.size(), outer) == 0 && inner[outer.size()] == '/');
+}
+
+// Setups that would cache the cache or mount a tree over itself: one line each.
+std::string PathLoop(const MountOptions& mo) {
+  const bool local = mo.source.find("://") == std::string::npos;
+  const std::string cache = RealOrAncestor(mo.cache_dir.empty() ? DefaultCacheDir() : mo.cache_dir);
+  if (local && mo.source == mo.mountpoint) {
+    return "SOURCE and MOUNTPOINT are the same directory (" + mo.source + "): mount the source somewhere else";
+  }
+  if (local && Within(cache, mo.source)) {
+    return "cache_dir " + cache + " is inside SOURCE " + mo.source +
+           ": the cache would be cached through itself; put it outside the source";
+  }
+  if (Within(cache, mo.mountpoint)) {
+    return "cache_dir " + cache + " is inside the mountpoint " + mo.mountpoint +
+           ": the mount would hide it; put it outside";
+  }
+  return "";
+}
+
 int RunDaemon(const MountOptions& mo, int ready_fd) {
   StartupReporter report(ready_fd);
   SetupLogging(mo);
@@ -238,6 +279,11 @@ int RunDaemon(const MountOptions& mo, int ready_fd) {
   fuse_loop_cfg_set_max_threads(cfg, mo.threads);
   fuse_loop_cfg_set_idle_threads(cfg, std::min(4u, mo.threads));
   int rc = fuse_session_loop_mt(se, cfg);
+  // From here on a stop signal has nothing left to stop: a second SIGTERM
+  // during the unmount and the persisting below must not kill the process
+  // once libfuse puts the default handlers back (exit status -15 and a
+  // failed systemd unit). Every other thread blocks them already.
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   fuse_loop_cfg_destroy(cfg);
   ::sd_notify(0, "STOPPING=1");
   ready.join();
@@ -341,6 +387,10 @@ int Main(int argc, char** argv) {
   if (!mo.cache_dir.empty() && mo.cache_dir.front() != '/') {
     char cwd[PATH_MAX];
     if (::getcwd(cwd, sizeof cwd)) mo.cache_dir = std::string(cwd) + "/" + mo.cache_dir;
+  }
+  if (std::string loop = PathLoop(mo); !loop.empty()) {
+    std::fprintf(stderr, "cachefuse: %s\n", loop.c_str());
+    return 1;
   }
 
   if (mo.foreground) return RunDaemon(mo, -1);
