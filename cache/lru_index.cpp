@@ -360,6 +360,7 @@ void LruIndex::PersistLog() {
 }
 
 bool LruIndex::Compact() {
+  if (!index_fd_.valid()) return false;
   PersistLog();  // nothing dirty left behind in memory
   std::string snap(kHeader, '\0');
   {
