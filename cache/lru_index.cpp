@@ -1,6 +1,8 @@
 // LruIndex: the entries in LRU order, and their snapshot + log on disk (record codec, load, replay, compaction).
 //
-// Lock order: LruIndex::mu_ is a leaf; file I/O happens outside it.
+// Lock order: LruIndex::io_mu_ -> LruIndex::mu_ (a leaf). File I/O happens under
+// io_mu_ only, so that batches reach the log in the order they were taken and
+// a compaction never interleaves with an append.
 #include "cache/lru_index.h"
 
 #include <fcntl.h>
@@ -115,6 +117,7 @@ uint64_t LruIndex::Now() const {
 }
 
 Status LruIndex::Load(int cache_dir_fd, LruLoadReport* report) {
+  std::lock_guard io(io_mu_);
   LruLoadReport local;
   LruLoadReport& rep = report ? *report : local;
   rep = LruLoadReport{};
@@ -201,6 +204,7 @@ Status LruIndex::Load(int cache_dir_fd, LruLoadReport* report) {
 }
 
 bool LruIndex::is_open() const {
+  std::lock_guard io(io_mu_);
   return index_fd_.valid();
 }
 
@@ -325,10 +329,20 @@ std::optional<LruEntry> LruIndex::Find(const std::string& id) const {
 }
 
 void LruIndex::PersistLog() {
+  std::lock_guard io(io_mu_);
+  if (AppendLogLocked()) CompactLocked();
+}
+
+bool LruIndex::Compact() {
+  std::lock_guard io(io_mu_);
+  return CompactLocked();
+}
+
+bool LruIndex::AppendLogLocked() {
   std::string buf;
   {
     std::lock_guard lk(mu_);
-    if (dirty_.empty() || !log_fd_.valid()) return;
+    if (dirty_.empty() || !log_fd_.valid()) return false;
     buf.resize(dirty_.size() * kRecordSize);
     size_t n = 0;
     for (const auto& [id, present] : dirty_) {
@@ -347,21 +361,17 @@ void LruIndex::PersistLog() {
     ssize_t w = ::write(log_fd_.get(), buf.data() + done, buf.size() - done);
     if (w <= 0) {
       spdlog::warn("cannot append to the cache index log: {}", std::strerror(errno));
-      return;
+      return false;
     }
     done += static_cast<size_t>(w);
   }
-  bool compact;
-  {
-    std::lock_guard lk(mu_);
-    compact = log_records_ > 2 * entries_.size() + 4096;
-  }
-  if (compact) Compact();
+  std::lock_guard lk(mu_);
+  return log_records_ > 2 * entries_.size() + 4096;
 }
 
-bool LruIndex::Compact() {
+bool LruIndex::CompactLocked() {
   if (!index_fd_.valid()) return false;
-  PersistLog();  // nothing dirty left behind in memory
+  AppendLogLocked();  // nothing dirty left behind in memory
   std::string snap(kHeader, '\0');
   {
     std::lock_guard lk(mu_);
@@ -399,6 +409,7 @@ bool LruIndex::Compact() {
 }
 
 bool LruIndex::MarkClean() {
+  std::lock_guard io(io_mu_);
   if (!index_fd_.valid()) return false;
   UniqueFd clean(::openat(index_fd_.get(), layout::kClean, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (clean.valid()) ::fsync(clean.get());
@@ -406,6 +417,7 @@ bool LruIndex::MarkClean() {
 }
 
 void LruIndex::Close() {
+  std::lock_guard io(io_mu_);
   index_fd_.reset();
   log_fd_.reset();
 }

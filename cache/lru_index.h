@@ -10,8 +10,10 @@
 // but never written to disk (the record holds the two hashes as bytes).
 //
 // Thread safety: every method may be called from any thread. mu_ guards the
-// entries and is a leaf: the index never calls out while holding it.
-// Lock order: LruIndex::mu_ last (callers may hold their own locks, e.g. Culler::mu_).
+// entries and is a leaf: the index never calls out while holding it. io_mu_
+// serializes the file I/O (Load, PersistLog, Compact, MarkClean, Close).
+// Lock order: LruIndex::io_mu_ -> LruIndex::mu_, both after any lock of the
+// caller (e.g. Culler::mu_); the Culler persists without holding its own.
 #pragma once
 
 #include <cstdint>
@@ -114,12 +116,17 @@ class LruIndex {
   };
 
   uint64_t Now() const;
+  // io_mu_ held. Appends the dirty entries to the log; true if it should now be compacted.
+  bool AppendLogLocked();
+  // io_mu_ held. Compact().
+  bool CompactLocked();
   void TouchLocked(const std::string& id, bool dirty);
   void MarkDirtyLocked(const std::string& id);
 
   const Clock clock_;
-  UniqueFd index_fd_;
-  UniqueFd log_fd_;
+  mutable std::mutex io_mu_;
+  UniqueFd index_fd_;  // guarded by io_mu_
+  UniqueFd log_fd_;    // guarded by io_mu_
 
   mutable std::mutex mu_;
   std::unordered_map<std::string, Entry> entries_;  // guarded by mu_
