@@ -1,6 +1,7 @@
 // Culler: space accounting, reservations, the culling thread, reconcile after an unclean stop, eviction.
 //
 // Lock order: Culler::cull_mu_ -> CacheObject locks -> Culler::mu_ -> LruIndex::mu_.
+// The index files are written (LruIndex::io_mu_) without Culler::mu_ held.
 #include "cache/culler.h"
 
 #include <dirent.h>
@@ -296,9 +297,9 @@ void Culler::RecountOverhead() {
     sum += BlocksAt(dir_fd_, layout::GraveyardPath(v).c_str());
   }
   for (const auto& v : vols) {
-    sum += BlocksAt(volumes_fd_, v.c_str()) + BlocksAt(volumes_fd_, (v + "/" + layout::kVolumeFile).c_str());
+    sum += BlocksAt(volumes_fd_, v.c_str()) + BlocksAt(volumes_fd_, layout::VolumeFilePath(v).c_str());
     for (int i = 0; i < layout::kFanoutDirs; ++i) {
-      sum += BlocksAt(volumes_fd_, (v + "/" + layout::FanoutName(i)).c_str());
+      sum += BlocksAt(volumes_fd_, layout::FanoutPath(v, layout::FanoutName(i)).c_str());
     }
   }
   std::lock_guard lk(mu_);
@@ -325,9 +326,8 @@ void Culler::Reconcile() {
   for (const auto& v : vols) {
     for (const auto& xx : ListDir(volumes_fd_, v.c_str())) {
       if (!layout::IsFanoutName(xx)) continue;
-      const std::string dir = v + "/" + xx;
-      for (const auto& name : ListDir(volumes_fd_, dir.c_str())) {
-        const std::string path = dir + "/" + name;
+      for (const auto& name : ListDir(volumes_fd_, layout::FanoutPath(v, xx).c_str())) {
+        const std::string path = layout::FanoutEntryPath(v, xx, name);
         struct stat st {};
         if (::fstatat(volumes_fd_, path.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
         if (layout::IsHashName(name)) {
@@ -342,7 +342,8 @@ void Culler::Reconcile() {
           continue;
         }
         const std::optional<std::string> owner = layout::SidecarOwner(name);
-        if (owner && ::faccessat(volumes_fd_, (dir + "/" + *owner).c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (owner &&
+            ::faccessat(volumes_fd_, layout::FanoutEntryPath(v, xx, *owner).c_str(), F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
           continue;  // counted with its object
         }
         // Orphan side-cars, leftover temporaries (older than a minute), junk.

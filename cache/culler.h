@@ -13,8 +13,9 @@
 // without a file).
 //
 // Lock order: Culler::cull_mu_ -> CacheObject locks -> Culler::mu_ -> LruIndex::mu_.
-// The culler never holds mu_ while calling into a CacheObject. Every change to
-// index_ is made under mu_, so that what mu_ guards and the index agree.
+// The culler never holds mu_ while calling into a CacheObject, nor while the
+// index writes its files (LruIndex::io_mu_). Every change to index_ is made
+// under mu_, so that what mu_ guards and the index agree.
 #pragma once
 
 #include <chrono>

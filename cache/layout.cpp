@@ -57,6 +57,18 @@ std::string GraveyardPath(std::string_view name) {
   return Join(kGraveyardDir, name);
 }
 
+std::string VolumeFilePath(std::string_view vhash) {
+  return Join(vhash, kVolumeFile);
+}
+
+std::string FanoutPath(std::string_view vhash, std::string_view xx) {
+  return Join(vhash, xx);
+}
+
+std::string FanoutEntryPath(std::string_view vhash, std::string_view xx, std::string_view name) {
+  return Join(FanoutPath(vhash, xx), name);
+}
+
 std::string FanoutName(std::string_view ohash) {
   return std::string(ohash.substr(0, kFanoutLen));
 }
@@ -109,7 +121,7 @@ std::optional<IdParts> SplitObjectId(std::string_view id) {
 }
 
 std::string ObjectPath(std::string_view vhash, std::string_view ohash) {
-  return Join(Join(vhash, FanoutName(ohash)), ohash);
+  return FanoutEntryPath(vhash, FanoutName(ohash), ohash);
 }
 
 std::string ObjectPathOfId(std::string_view id) {

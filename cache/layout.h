@@ -60,6 +60,14 @@ std::string IndexPath(std::string_view name);
 // "graveyard/<name>"
 std::string GraveyardPath(std::string_view name);
 
+// --- Relative to volumes/
+// "<vhash>/VOLUME"
+std::string VolumeFilePath(std::string_view vhash);
+// "<vhash>/<xx>": a fan-out dir.
+std::string FanoutPath(std::string_view vhash, std::string_view xx);
+// "<vhash>/<xx>/<name>": any entry of a fan-out dir (data file, side-car, temporary).
+std::string FanoutEntryPath(std::string_view vhash, std::string_view xx, std::string_view name);
+
 // --- Relative to volumes/<vhash>/
 // "<xx>": the fan-out dir of an object name (its first two hex digits).
 std::string FanoutName(std::string_view ohash);

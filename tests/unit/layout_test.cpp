@@ -50,6 +50,9 @@ TEST_CASE("layout: the fan-out dir is the first two hex digits of the object nam
   CHECK(layout::FanoutName(kO) == "fe");
   CHECK(layout::FanoutIndex(kO) == 0xfe);
   CHECK(layout::ObjectPath(kV, kO) == kV + "/fe/" + kO);
+  CHECK(layout::FanoutPath(kV, "0a") == kV + "/0a");
+  CHECK(layout::FanoutEntryPath(kV, "fe", kO + ".map") == kV + "/fe/" + kO + ".map");
+  CHECK(layout::VolumeFilePath(kV) == kV + "/VOLUME");
   std::set<std::string> names;
   for (int i = 0; i < layout::kFanoutDirs; ++i) {
     const std::string n = layout::FanoutName(i);
