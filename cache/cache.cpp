@@ -18,8 +18,8 @@
 
 #include "cache/cache_object.h"
 #include "cache/fault_engine.h"
+#include "cache/layout.h"
 #include "cache/volume.h"
-#include "common/hash.h"
 #include "common/units.h"
 
 namespace cachefuse::cache {
@@ -55,7 +55,7 @@ bool ReadSmallFile(int dirfd, const char* name, std::string* out) {
 }
 
 Status WriteFileAtomic(int dirfd, const std::string& name, const std::string& content) {
-  std::string tmp = name + ".tmp";
+  std::string tmp = layout::TmpName(name);
   UniqueFd fd(::openat(dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!fd.valid()) return ErrnoStatus("create " + tmp);
   if (::write(fd.get(), content.data(), content.size()) != static_cast<ssize_t>(content.size()) ||
@@ -131,28 +131,29 @@ Status Cache::Init() {
   if (::faccessat(dir_fd_.get(), ".", W_OK | X_OK, AT_EACCESS) != 0) {
     return ErrnoStatus("cache dir " + dir + " is not writable");
   }
-  lock_fd_.reset(::openat(dir_fd_.get(), "LOCK", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!lock_fd_.valid()) return ErrnoStatus("cannot open " + dir + "/LOCK");
+  const std::string lock_path = dir + "/" + layout::kLock;
+  lock_fd_.reset(::openat(dir_fd_.get(), layout::kLock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!lock_fd_.valid()) return ErrnoStatus("cannot open " + lock_path);
   if (::flock(lock_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
     std::string pid;
-    ReadSmallFile(dir_fd_.get(), "LOCK", &pid);
+    ReadSmallFile(dir_fd_.get(), layout::kLock, &pid);
     while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
     return Status::FromErrno(EBUSY, "cache dir " + dir + " is in use by another cachefuse (pid " +
-                                        (pid.empty() ? std::string("unknown") : pid) + " holds " + dir + "/LOCK)");
+                                        (pid.empty() ? std::string("unknown") : pid) + " holds " + lock_path + ")");
   }
   std::string pid = std::to_string(::getpid()) + "\n";
   if (::ftruncate(lock_fd_.get(), 0) != 0 || ::pwrite(lock_fd_.get(), pid.data(), pid.size(), 0) < 0) {
-    return ErrnoStatus("cannot write " + dir + "/LOCK");
+    return ErrnoStatus("cannot write " + lock_path);
   }
   st = CheckFormat();
   if (!st.ok()) return st;
-  for (const char* sub : {"volumes", "graveyard", "index"}) {
+  for (const char* sub : {layout::kVolumesDir, layout::kGraveyardDir, layout::kIndexDir}) {
     if (::mkdirat(dir_fd_.get(), sub, 0700) != 0 && errno != EEXIST) {
       return ErrnoStatus("cannot create " + dir + "/" + sub);
     }
   }
-  volumes_fd_.reset(::openat(dir_fd_.get(), "volumes", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  graveyard_fd_.reset(::openat(dir_fd_.get(), "graveyard", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  volumes_fd_.reset(::openat(dir_fd_.get(), layout::kVolumesDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  graveyard_fd_.reset(::openat(dir_fd_.get(), layout::kGraveyardDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!volumes_fd_.valid() || !graveyard_fd_.valid()) return ErrnoStatus("cannot open " + dir + " subdirectories");
 
   // DIO alignment: what statx reports for this filesystem, else a safe 4 KiB.
@@ -212,12 +213,12 @@ Status Cache::CheckFormat() {
   std::ostringstream want;
   want << kFormatName << "\nversion " << kFormatVersionNumber << "\ngranule " << options_.granule << "\n";
   std::string have;
-  if (!ReadSmallFile(dir_fd_.get(), "FORMAT", &have)) {
-    if (DirHasEntriesBesides(dir_fd_.get(), {"LOCK"})) {
+  if (!ReadSmallFile(dir_fd_.get(), layout::kFormat, &have)) {
+    if (DirHasEntriesBesides(dir_fd_.get(), {layout::kLock})) {
       return Status::Invalid("cache dir " + dir +
                              " is not empty and has no FORMAT file: refusing to use it (give an empty or new dir)");
     }
-    return WriteFileAtomic(dir_fd_.get(), "FORMAT", want.str());
+    return WriteFileAtomic(dir_fd_.get(), layout::kFormat, want.str());
   }
   std::istringstream in(have);
   std::string name;
@@ -271,19 +272,19 @@ Result<std::shared_ptr<Volume>> Cache::AcquireVolume(const std::string& key) {
   std::lock_guard lk(volumes_mu_);
   auto it = volumes_.find(key);
   if (it != volumes_.end()) return it->second;
-  std::string name = ToHex(HashBytes(key));
+  std::string name = layout::VolumeName(key);
   if (::mkdirat(volumes_fd_.get(), name.c_str(), 0700) != 0 && errno != EEXIST) {
     return ErrnoStatus("cannot create volume dir " + name);
   }
   UniqueFd vfd(::openat(volumes_fd_.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!vfd.valid()) return ErrnoStatus("cannot open volume dir " + name);
   std::string have;
-  if (ReadSmallFile(vfd.get(), "VOLUME", &have)) {
+  if (ReadSmallFile(vfd.get(), layout::kVolumeFile, &have)) {
     if (have != key + "\n") {
       return Status::Corruption("volume dir " + name + " belongs to '" + have + "', not '" + key + "'");
     }
   } else {
-    Status st = WriteFileAtomic(vfd.get(), "VOLUME", key + "\n");
+    Status st = WriteFileAtomic(vfd.get(), layout::kVolumeFile, key + "\n");
     if (!st.ok()) return st;
   }
   auto vol = std::make_shared<Volume>(this, key, name, std::move(vfd));
@@ -307,12 +308,12 @@ void Cache::Bury(int dirfd, const std::string& name, const std::string& why) {
   std::string target;
   {
     std::lock_guard lk(grave_mu_);
-    target = name + "." + std::to_string(::getpid()) + "." + std::to_string(++grave_seq_);
+    target = layout::GraveName(name, ::getpid(), ++grave_seq_);
   }
   if (::renameat(dirfd, name.c_str(), graveyard_fd_.get(), target.c_str()) != 0 && errno != ENOENT) {
     ::unlinkat(dirfd, name.c_str(), 0);
   }
-  ::renameat(dirfd, (name + ".map").c_str(), graveyard_fd_.get(), (target + ".map").c_str());
+  ::renameat(dirfd, layout::SidecarName(name).c_str(), graveyard_fd_.get(), layout::SidecarName(target).c_str());
   spdlog::info("object={} why=graveyard: {}", name, why);
 }
 

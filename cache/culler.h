@@ -1,34 +1,33 @@
-// Culler: the cache's space manager (DESIGN.md section 7; the seed's future
-// work item 5): a persistent LRU index of objects, space accounting, fetch
-// reservations, and eviction of least-recently-used objects that nobody uses.
+// Culler: the cache's space policy (DESIGN.md section 7): limits, space
+// accounting, fetch reservations, and eviction of least-recently-used objects
+// that nobody uses. The record of the objects is the LruIndex (lru_index.h).
 //
 // Limits: cache_size (bytes, 0 = none) and cachefilesd's thresholds on the cache
 // filesystem's free space and free files, in percent: below *cull, evict until
 // above *run; below *stop, no new data is cached (state no-space) until culling
 // brings free space back above *stop.
 //
-// The index lives in CACHE_DIR/index/: lru.snap (a snapshot) and lru.log (an
-// append-only log of changes since), replayed at start-up instead of scanning
-// the tree. CLEAN exists only while no daemon runs after a clean stop; without
-// it, a background scan reconciles index and tree (adopting unknown files,
-// dropping entries without a file).
+// The index is loaded at start-up instead of scanning the tree. After an
+// unclean stop (no CLEAN, a damaged snapshot, a torn log) the background thread
+// first reconciles index and tree (adopting unknown files, dropping entries
+// without a file).
 //
-// Lock order: Culler::cull_mu_ -> CacheObject locks -> Culler::mu_. The culler
-// never holds mu_ while calling into a CacheObject.
+// Lock order: Culler::cull_mu_ -> CacheObject locks -> Culler::mu_ -> LruIndex::mu_.
+// The culler never holds mu_ while calling into a CacheObject, nor while the
+// index writes its files (LruIndex::io_mu_). Every change to index_ is made
+// under mu_, so that what mu_ guards and the index agree.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <list>
 #include <mutex>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
+#include "cache/lru_index.h"
 #include "common/status.h"
-#include "common/unique_fd.h"
 
 namespace cachefuse::cache {
 
@@ -84,11 +83,6 @@ class Culler {
   bool reconciled() const;
 
  private:
-  struct Entry {
-    uint64_t bytes = 0;
-    uint64_t last_use = 0;                 // unix seconds, persisted
-    std::list<std::string>::iterator lru;  // position in lru_
-  };
   struct Fs {
     double free_blocks_pct = 100;
     double free_files_pct = 100;
@@ -106,36 +100,24 @@ class Culler {
   int64_t Evict(const std::string& id);
   void Reconcile();
   void RecountOverhead();
-  void PersistLog();
-  // Writes the snapshot and empties the log; false if the index on disk may be stale.
-  bool Compact();
-  void TouchLocked(const std::string& id, bool dirty);
-  void MarkDirtyLocked(const std::string& id);
   void PublishLocked();
 
   Cache* const cache_;
   const int dir_fd_;
   const int volumes_fd_;
   const CullLimits limits_;
-  UniqueFd index_fd_;
-  UniqueFd log_fd_;
+  LruIndex index_;  // changed only under mu_; persisted by the thread, CullNow and Stop
 
   std::mutex cull_mu_;  // one culling pass at a time; taken before mu_, never under a CacheObject lock
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::unordered_map<std::string, Entry> entries_;  // guarded by mu_
-  std::list<std::string> lru_;                      // guarded by mu_: oldest first
-  std::unordered_map<std::string, bool> dirty_;     // guarded by mu_: id -> still present
-  std::vector<std::string> volumes_;                // guarded by mu_
-  uint64_t data_bytes_ = 0;                         // guarded by mu_: sum of entries
-  uint64_t overhead_bytes_ = 0;                     // guarded by mu_: dirs and index
-  uint64_t reserved_ = 0;                           // guarded by mu_
-  uint64_t reserved_since_statfs_ = 0;              // guarded by mu_
-  uint64_t log_records_ = 0;                        // guarded by mu_
-  bool want_cull_ = false;                          // guarded by mu_
-  bool stopping_ = false;                           // guarded by mu_
-  bool clean_start_ = false;
-  bool reconciled_ = false;  // guarded by mu_
+  std::vector<std::string> volumes_;  // guarded by mu_
+  uint64_t overhead_bytes_ = 0;       // guarded by mu_: dirs and index
+  uint64_t reserved_ = 0;             // guarded by mu_
+  bool want_cull_ = false;            // guarded by mu_
+  bool stopping_ = false;             // guarded by mu_
+  bool clean_start_ = false;          // set by Load: the index describes the tree, no reconcile
+  bool reconciled_ = false;           // guarded by mu_
   std::thread thread_;
 };
 

@@ -6,6 +6,7 @@
 
 #include "cache/cache.h"
 #include "cache/cookie.h"
+#include "cache/layout.h"
 
 namespace cachefuse::cache {
 
@@ -32,12 +33,12 @@ void Volume::Forget(const std::string& key, const Cookie* cookie) {
 }
 
 Result<int> Volume::FanoutDir(const std::string& object_name) {
-  if (object_name.size() < 2) return Status::Invalid("object name too short");
-  int idx = std::stoi(object_name.substr(0, 2), nullptr, 16);
+  const int idx = layout::FanoutIndex(object_name);
+  if (idx < 0) return Status::Invalid("object name without a fan-out prefix: " + object_name);
   std::lock_guard lk(fanout_mu_);
   UniqueFd& fd = fanout_[static_cast<size_t>(idx)];
   if (!fd.valid()) {
-    std::string sub = object_name.substr(0, 2);
+    const std::string sub = layout::FanoutName(object_name);
     if (::mkdirat(dir_fd_.get(), sub.c_str(), 0700) != 0 && errno != EEXIST) {
       return ErrnoStatus("mkdir " + sub);
     }

@@ -39,7 +39,8 @@ using test::WaitUntil;
 constexpr uint64_t G = 64 * 1024;  // the harness's granule
 constexpr uint64_t KiB = 1024;
 constexpr uint64_t MiB = 1024 * 1024;
-constexpr size_t kRecord = 56;  // one index record (culler.cpp)
+constexpr size_t kRecord = 56;  // one index record (docs/cache-format.md)
+static_assert(kRecord == LruIndex::kRecordSize);
 
 // --- The cache dir as du sees it
 
