@@ -10,6 +10,7 @@
 #include <random>
 
 #include "cache/cache.h"
+#include "cache/layout.h"
 #include "cache/volume.h"
 #include "common/crc32c.h"
 
@@ -78,7 +79,7 @@ CacheObject::CacheObject(Cache* cache, Volume* volume, std::string key, std::str
       volume_(volume),
       key_(std::move(key)),
       name_(std::move(name)),
-      id_(volume->name() + "/" + name_),
+      id_(layout::ObjectId(volume->name(), name_)),
       aux_(std::move(aux)) {
   aux_.key = key_;
   last_active_ = std::chrono::steady_clock::now();
@@ -221,7 +222,7 @@ bool CacheObject::LoadMapLocked(int dirfd, const MapRecord& rec, ContentMap* out
   std::string body = rec.body;
   if (rec.in_sidecar) {
     std::string raw;
-    if (!ReadWholeFile(dirfd, name_ + ".map", &raw)) return false;
+    if (!ReadWholeFile(dirfd, layout::SidecarName(name_), &raw)) return false;
     auto decoded = DecodeSidecar(raw, rec);
     if (!decoded) return false;
     body = std::move(*decoded);
@@ -252,7 +253,7 @@ bool CacheObject::CreateLocked(int dirfd) {
   }
   // Link the tmpfile under a temporary name, then rename it over the object's
   // name: an existing object (the old generation) is replaced atomically.
-  std::string tmp = name_ + ".new" + std::to_string(RandomGeneration() % 1000000);
+  std::string tmp = layout::NewObjectName(name_, RandomGeneration() % 1000000);
   if (::linkat(AT_FDCWD, ProcFd(fd.get()).c_str(), dirfd, tmp.c_str(), AT_SYMLINK_FOLLOW) != 0) {
     cache_->NoteError("link tmpfile: " + std::string(std::strerror(errno)));
     return false;
@@ -262,7 +263,7 @@ bool CacheObject::CreateLocked(int dirfd) {
     ::unlinkat(dirfd, tmp.c_str(), 0);
     return false;
   }
-  ::unlinkat(dirfd, (name_ + ".map").c_str(), 0);
+  ::unlinkat(dirfd, layout::SidecarName(name_).c_str(), 0);
   has_sidecar_ = false;
   fd_ = std::move(fd);
   aux_on_disk_ = aux;
@@ -356,7 +357,7 @@ void CacheObject::Retire() {
     auto dirfd = volume_->FanoutDir(name_);
     if (dirfd.ok()) {
       ::unlinkat(*dirfd, name_.c_str(), 0);
-      ::unlinkat(*dirfd, (name_ + ".map").c_str(), 0);
+      ::unlinkat(*dirfd, layout::SidecarName(name_).c_str(), 0);
     }
     cache_->culler().NoteRemoved(id_);
   }
@@ -448,7 +449,7 @@ bool CacheObject::WriteMap(int fd, const ContentMap& map) {
     if (::fsetxattr(fd, kMapXattr, enc.data(), enc.size(), 0) == 0) {
       if (has_sidecar_) {
         auto dirfd = volume_->FanoutDir(name_);
-        if (dirfd.ok()) ::unlinkat(*dirfd, (name_ + ".map").c_str(), 0);
+        if (dirfd.ok()) ::unlinkat(*dirfd, layout::SidecarName(name_).c_str(), 0);
         has_sidecar_ = false;
       }
       return true;
@@ -461,8 +462,8 @@ bool CacheObject::WriteMap(int fd, const ContentMap& map) {
   // Side-car: tmp + fsync + rename, then the xattr that names its generation.
   auto dirfd = volume_->FanoutDir(name_);
   if (!dirfd.ok()) return false;
-  std::string tmp = name_ + ".map.tmp";
-  std::string final_name = name_ + ".map";
+  std::string tmp = layout::SidecarTmpName(name_);
+  std::string final_name = layout::SidecarName(name_);
   std::string content = EncodeSidecar(rec.generation, rec.body);
   UniqueFd sfd(::openat(*dirfd, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
   bool ok = sfd.valid();
@@ -580,7 +581,7 @@ uint64_t CacheObject::DiskBytes(int fd) const {
   uint64_t bytes = ::fstat(fd, &st) == 0 ? static_cast<uint64_t>(st.st_blocks) * 512 : 0;
   if (has_sidecar_) {
     auto dirfd = volume_->FanoutDir(name_);
-    if (dirfd.ok() && ::fstatat(*dirfd, (name_ + ".map").c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    if (dirfd.ok() && ::fstatat(*dirfd, layout::SidecarName(name_).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
       bytes += static_cast<uint64_t>(st.st_blocks) * 512;
     }
   }
@@ -596,7 +597,7 @@ int CacheObject::TryCull(uint64_t* freed) {
   auto dirfd = volume_->FanoutDir(name_);
   if (dirfd.ok()) {
     ::unlinkat(*dirfd, name_.c_str(), 0);
-    ::unlinkat(*dirfd, (name_ + ".map").c_str(), 0);
+    ::unlinkat(*dirfd, layout::SidecarName(name_).c_str(), 0);
   }
   fd_.reset();
   has_sidecar_ = false;

@@ -5,19 +5,20 @@
 
 #include "cache/cache.h"
 #include "cache/cache_object.h"
+#include "cache/layout.h"
 #include "cache/shape.h"
 #include "common/hash.h"
 
 namespace cachefuse::cache {
 
 Cookie::Cookie(Volume* volume, std::string key, std::string aux, uint64_t size)
-    : volume_(volume), key_(std::move(key)), name_(ToHex(HashBytes(key_))), aux_(std::move(aux)), size_(size) {
+    : volume_(volume), key_(std::move(key)), name_(layout::ObjectName(key_)), aux_(std::move(aux)), size_(size) {
   volume_->cache()->stats().cookies_acquired++;
   // The kernel may forget an inode and look it up again while the object of its
   // previous cookie is still open (it closes after idle_close): take it over if
   // it holds this version of the file, rather than reopen the file under its
   // lock. A stale one is abandoned and replaced by a fresh file.
-  auto existing = volume_->cache()->FindOpenObject(volume_->name() + "/" + name_);
+  auto existing = volume_->cache()->FindOpenObject(layout::ObjectId(volume_->name(), name_));
   if (existing && existing->TakeOver(aux_, size_)) {
     object_ = std::move(existing);
   } else {

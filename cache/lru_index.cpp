@@ -136,7 +136,10 @@ Status LruIndex::Load(int cache_dir_fd, LruLoadReport* report) {
     UniqueFd snap(::openat(index_fd_.get(), layout::kLruSnapshot, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     rep.snapshot_found = snap.valid();
     std::string data;
-    if (snap.valid() && ReadAll(snap.get(), &data)) {
+    // A snapshot that is there but cannot be read counts as damaged: trusting
+    // CLEAN with an empty index would leave every object uncounted, for good.
+    if (snap.valid() && !ReadAll(snap.get(), &data)) rep.snapshot_damaged = true;
+    if (snap.valid() && !rep.snapshot_damaged) {
       bool ok = data.size() >= kHeader + kTrailer && GetLe(data.data(), 4) == kSnapMagic &&
                 static_cast<uint8_t>(data[4]) == kIndexVersion;
       uint64_t count = ok ? GetLe(data.data() + 8, 8) : 0;
