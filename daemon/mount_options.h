@@ -36,11 +36,15 @@ struct MountOptions {
   unsigned max_backend_inflight = 4;
   uint64_t max_inflight = 32ULL << 20;
   unsigned cache_error_limit = 8;
-  unsigned threads = 16;     // most FUSE worker threads
+  unsigned threads = 16;  // most FUSE worker threads
   // The call policy around the source (netfs_backends/retry_backend.h).
   unsigned retries = 4;          // retries of an idempotent call after a transient failure
   double retry_budget = 30.0;    // seconds all attempts of one call may take
   double source_timeout = 15.0;  // seconds one attempt of a read may take
+  // Network sources (http): where the credentials are, TLS.
+  std::string credentials_file;  // credentials=FILE: never the secret itself
+  std::string ca_file;
+  bool insecure = false;
   cache::CullLimits limits;  // cache_size, brun/bcull/bstop, frun/fcull/fstop
   std::string log_level = "info";
 
