@@ -90,16 +90,34 @@ def tree_of(root):
 # Servers
 
 class Nginx:
-    """nginx on 127.0.0.1:port serving www: /html/ (autoindex HTML), /json/ (JSON)."""
+    """nginx on 127.0.0.1:port serving www: /html/ (autoindex HTML), /json/ (JSON);
+    with tls, the same over https on tls_port with a self-signed certificate (self.cert)."""
 
-    def __init__(self, work, www):
+    def __init__(self, work, www, tls=False):
         self.dir = os.path.join(work, "nginx")
         os.makedirs(os.path.join(self.dir, "tmp"), exist_ok=True)
         self.www = www
         self.port = free_port()
+        self.tls_port = free_port() if tls else None
         self.access = os.path.join(self.dir, "access.log")
         self.conf = os.path.join(self.dir, "nginx.conf")
         d = self.dir
+        locations = f"""    root {www};
+    location /html/ {{ alias {www}/; autoindex on; }}
+    location /json/ {{ alias {www}/; autoindex on; autoindex_format json; }}
+"""
+        tls_server = ""
+        if tls:
+            self.cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                            "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out",
+                            self.cert], check=True, capture_output=True)
+            tls_server = f"""  server {{
+    listen 127.0.0.1:{self.tls_port} ssl;
+    ssl_certificate {self.cert};
+    ssl_certificate_key {key};
+{locations}  }}
+"""
         with open(self.conf, "w") as f:
             f.write(f"""daemon off;
 pid {d}/nginx.pid;
@@ -117,14 +135,13 @@ http {{
   keepalive_requests 100000;
   server {{
     listen 127.0.0.1:{self.port};
-    root {www};
-    location /html/ {{ alias {www}/; autoindex on; }}
-    location /json/ {{ alias {www}/; autoindex on; autoindex_format json; }}
-  }}
-}}
+{locations}  }}
+{tls_server}}}
 """)
         self.proc = subprocess.Popen(["nginx", "-c", self.conf, "-e", os.path.join(d, "error.log")])
         wait_port(self.port, self.proc)
+        if tls:
+            wait_port(self.tls_port, self.proc)
 
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"
@@ -647,3 +664,24 @@ def test_basic_auth_from_credentials_file_never_shown(work, www, fault, stopper)
         f.write("user = alice\npassword = wrong-one\n")
     r = m.start(f"credentials={cred}", check=False)
     assert r.returncode != 0 and "refused the credentials" in r.stderr and "wrong-one" not in r.stderr, r.stderr
+
+
+def test_https_verifies_by_default_ca_file_and_insecure(work, www, stopper):
+    sums = make_files(www, {"tls.bin": 3 * MiB + 1})
+    subprocess.run(["chmod", "-R", "a+rX", www], check=True)
+    n = Nginx(work, www, tls=True)
+    try:
+        url = f"https://127.0.0.1:{n.tls_port}/json/"
+        m = http_mount(work, url)
+        stopper(m)
+        r = m.start(check=False)
+        assert r.returncode != 0 and "TLS" in r.stderr and "ca_file" in r.stderr, r.stderr
+        m.start(f"ca_file={n.cert}")
+        read_all(m.mnt, sums)
+        m.stop()
+        r = m.start("insecure")
+        assert "insecure" in r.stderr and "not verified" in r.stderr, r.stderr
+        read_all(m.mnt, sums)
+        m.stop()
+    finally:
+        n.stop()
