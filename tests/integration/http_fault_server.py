@@ -12,6 +12,7 @@ the rules on purpose when told to. Faults are set at run time:
     PUT /__control?hang=1            GETs of files never answer (listings and HEAD do)
     PUT /__control?drip=BYTES        bodies go out BYTES at a time, 50 ms apart
     PUT /__control?auth=Basic%20...  every request must carry this Authorization
+    PUT /__control?redirect=ORIGIN   redir-NAME answers 302 to ORIGIN/NAME (default: this server)
     PUT /__control?reset_all=1       back to a well-behaved server
     GET /__stats                     {"requests": .., "bytes": .., "faults": .., ...}
 
@@ -52,6 +53,7 @@ class State:
         for k in CONTROL_KEYS:
             setattr(self, k, 0)
         self.counter = 0
+        self.redirect = ""  # origin of the Location of redir-NAME files ("": this server)
         self.auth = ""  # "Basic ..." or "Bearer ...": the Authorization every request must carry
 
 
@@ -145,6 +147,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     setattr(STATE, k, int(q[k][0]))
             if "auth" in q:
                 STATE.auth = q["auth"][0]
+            if "redirect" in q:
+                STATE.redirect = q["redirect"][0]
         self.plain(200, "ok\n")
 
     def do_HEAD(self):
@@ -186,6 +190,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.end_headers()
                 return
             return self.listing(fs, parts)
+        if parts and parts[-1].startswith("redir-"):
+            # 302 to the file named after "redir-", on the origin "redirect" names (or this one).
+            with STATE.lock:
+                origin = STATE.redirect
+            target = "/".join([""] + parts[:-1] + [parts[-1][len("redir-"):]])
+            self.send_response(302)
+            self.send_header("Location", (origin or "") + urllib.parse.quote(target))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if not os.path.isfile(fs):
             return self.plain(404, "not found\n")
         self.file(fs)

@@ -605,6 +605,27 @@ def test_etag_changed_mid_read_fails_the_open_then_a_new_open_reads(work, www, f
     read_all(m.mnt, sums)
 
 
+def test_redirects_followed_only_within_the_origin(work, www, fault, stopper):
+    sums = make_files(www, {"real.bin": 300000, "redir-real.bin": 1})
+    m = http_mount(work, fault.url("/"))
+    stopper(m)
+    m.start()
+    # redir-real.bin is listed (1 byte) but HEAD and GET land on real.bin: the open's size wins.
+    with open(m.path("redir-real.bin"), "rb") as f:
+        assert hashlib.sha256(f.read()).hexdigest() == sums["real.bin"]
+    time.sleep(1.2)
+    # Another origin (localhost is not 127.0.0.1): not followed.
+    def real_requests():
+        return sum(1 for line in fault.stats()["log"] if line.split()[1] == "/real.bin")
+
+    before = real_requests()
+    fault.control(redirect=f"http://localhost:{fault.port}")
+    with pytest.raises(OSError) as e:
+        open(m.path("redir-real.bin"), "rb").read()
+    assert e.value.errno == errno.EACCES
+    assert real_requests() == before  # the server behind the other origin (the same one here) was never asked
+
+
 def test_slow_drip_still_right(work, www, fault, stopper):
     sums = make_files(www, {"drip.bin": 512 * 1024})
     m = http_mount(work, fault.url("/"))
