@@ -7,8 +7,9 @@
 namespace cachefuse::daemon {
 namespace {
 
-std::string RootIdentity(netfs::Backend& backend) {
+std::string RootIdentity(netfs::Backend& backend, Status* status) {
   auto root = backend.stat("");
+  *status = root.status();
   return root.ok() ? root->identity : std::string("root");
 }
 
@@ -22,7 +23,7 @@ Filesystem::Filesystem(MountOptions options, std::unique_ptr<netfs::Backend> sou
       cache_(std::move(cache)),
       volume_(std::move(volume)),
       read_helper_(std::make_unique<cache::ReadHelper>(cache_.get(), options_.ToReadHelperOptions())),
-      inodes_(RootIdentity(*backend_)) {
+      inodes_(RootIdentity(*backend_, &root_status_)) {
   notifier_ = std::thread([this] { NotifierLoop(); });
 }
 

@@ -76,6 +76,9 @@ class Filesystem {
   // cache persists its state. Call after the FUSE loop ended.
   void Shutdown();
 
+  // How the source answered the stat of its root at construction, through
+  // the retry policy: a mount whose source does not answer fails with it.
+  const Status& root_status() const { return root_status_; }
   const MountOptions& options() const { return options_; }
   cache::Cache& cache() { return *cache_; }
   netfs::Backend& backend() { return *backend_; }
@@ -169,6 +172,7 @@ class Filesystem {
   std::unique_ptr<cache::Cache> cache_;
   std::shared_ptr<cache::Volume> volume_;
   std::unique_ptr<cache::ReadHelper> read_helper_;
+  Status root_status_;  // the answer to the stat of the root made at construction (before inodes_)
   InodeTable inodes_;
   fuse_session* session_ = nullptr;
   std::string control_socket_;

@@ -217,7 +217,13 @@ int RunDaemon(const MountOptions& mo, int ready_fd) {
 
   auto parsed = netfs::ParseSource(mo.source);
   if (!parsed.ok()) return report.Fail(parsed.status().ToString());
-  auto backend = netfs::OpenSource(*parsed, mo.ToSourceOptions());
+  netfs::SourceOptions source_options = mo.ToSourceOptions();
+  source_options.warn = [](const std::string& msg) { spdlog::warn("{}", msg); };
+  if (mo.insecure) {
+    spdlog::warn("insecure: TLS certificates of {} are not verified; anyone on the path can pose as the server",
+                 parsed->canonical);
+  }
+  auto backend = netfs::OpenSource(*parsed, source_options);
   if (!backend.ok()) return report.Fail(backend.status().ToString());
   std::unique_ptr<netfs::Backend> source = std::move(backend.value());
   auto cache = cache::Cache::Open(mo.ToCacheOptions());
@@ -226,7 +232,14 @@ int RunDaemon(const MountOptions& mo, int ready_fd) {
       "cache " + (*cache)->dir() + ": io engine " + (*cache)->engine().name() + " (" + (*cache)->engine_reason() + ")";
   auto volume = (*cache)->AcquireVolume(source->describe());
   if (!volume.ok()) return report.Fail(volume.status().ToString());
+  const std::string described = source->describe();
   auto fs = std::make_unique<Filesystem>(mo, std::move(source), std::move(cache.value()), std::move(volume.value()));
+  if (!fs->root_status().ok()) {
+    // The source was asked for its root through the retry policy: it does not answer.
+    const std::string why = fs->root_status().ToString();
+    fs->Shutdown();
+    return report.Fail("source " + described + " does not answer for its root: " + why);
+  }
 
   std::string fuse_opts = mo.FuseMountOptions();
   std::vector<const char*> argv = {"cachefuse", "-o", fuse_opts.c_str()};
@@ -306,9 +319,11 @@ std::string HelpFooter() {
     std::snprintf(line, sizeof line, "  %-34s %s\n", name.c_str(), d.meaning);
     s += line;
   }
-  s += "\nSOURCE is a local directory (a kernel NFS/SMB mount, a disk).\n"
+  s += "\nSOURCE is a local directory (a kernel NFS/SMB mount, a disk), or an http:// or https://\n"
+       "URL of a directory served with listings (read-only; credentials only through credentials=FILE).\n"
        "Examples:\n"
        "  cachefuse /mnt/nfs/home ~/home -o cache_dir=/var/tmp/cf\n"
+       "  cachefuse https://mirror.example.org/pub/ /mnt/pub -o credentials=/etc/cachefuse/pub.cred\n"
        "  mount -t fuse.cachefuse /mnt/nfs/data /data -o allow_other\n"
        "  cachefusectl stats ~/home\n\n";
   return s + ExitStatusDoc();
@@ -384,6 +399,10 @@ int Main(int argc, char** argv) {
   }
   fuse_set_log_func(CaptureFuseLog);
   if (source.find("://") == std::string::npos && ::realpath(source.c_str(), real)) mo.source = real;
+  // Files a source reads later, from the daemon's directory (/).
+  for (std::string* file : {&mo.credentials_file, &mo.ca_file}) {
+    if (!file->empty() && file->front() != '/' && ::realpath(file->c_str(), real)) *file = real;
+  }
   if (!mo.cache_dir.empty() && mo.cache_dir.front() != '/') {
     char cwd[PATH_MAX];
     if (::getcwd(cwd, sizeof cwd)) mo.cache_dir = std::string(cwd) + "/" + mo.cache_dir;

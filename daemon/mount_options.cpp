@@ -141,6 +141,10 @@ const std::vector<OptionDoc>& OptionDocs() {
       {"retries", "N", "retries of a source read or lookup after a transient error, 0-100 (default 4)"},
       {"retry_budget", "SECONDS", "most time one source call may take with its retries; then EIO (default 30)"},
       {"source_timeout", "SECONDS", "most time one attempt of a source read may take (default 15)"},
+      {"credentials", "FILE",
+       "http(s): a file (mode 0600) with 'user = NAME' and 'password = SECRET', or 'token = BEARER'"},
+      {"ca_file", "FILE", "https: verify the server against the CA certificates in FILE (PEM)"},
+      {"insecure", "", "https: do not verify the server's certificate (warned at start)"},
       {"log_level", "debug|info|warn|error", "log verbosity (default info)"},
       {"config", "FILE", "read options from a TOML file of key = value lines"},
       {"allow_other", "", "let other users use the mount (implies default_permissions)"},
@@ -261,6 +265,14 @@ void ApplyOption(MountOptions& o, const std::string& item) {
     need_value();
     o.source_timeout = NeedSeconds(key, value);
     if (o.source_timeout <= 0) throw OptionError("option source_timeout=" + value + ": must be more than 0");
+  } else if (key == "credentials") {
+    need_value();
+    o.credentials_file = value;
+  } else if (key == "ca_file") {
+    need_value();
+    o.ca_file = value;
+  } else if (key == "insecure") {
+    o.insecure = has_value ? NeedBool(key, value) : true;
   } else if (key == "log_level") {
     need_value();
     if (value != "trace" && value != "debug" && value != "info" && value != "warn" && value != "error") {
@@ -387,6 +399,9 @@ netfs::RetryPolicy MountOptions::ToRetryPolicy() const {
 netfs::SourceOptions MountOptions::ToSourceOptions() const {
   netfs::SourceOptions so;
   so.timeout_ms = static_cast<unsigned>(source_timeout * 1000);
+  so.credentials_file = credentials_file;
+  so.ca_file = ca_file;
+  so.insecure = insecure;
   return so;
 }
 

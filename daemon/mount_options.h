@@ -41,7 +41,11 @@ struct MountOptions {
   unsigned retries = 4;          // retries of an idempotent call after a transient failure
   double retry_budget = 30.0;    // seconds all attempts of one call may take
   double source_timeout = 15.0;  // seconds one attempt of a read may take
-  cache::CullLimits limits;      // cache_size, brun/bcull/bstop, frun/fcull/fstop
+  // Network sources (http): where the credentials are, TLS.
+  std::string credentials_file;  // credentials=FILE: never the secret itself
+  std::string ca_file;
+  bool insecure = false;
+  cache::CullLimits limits;  // cache_size, brun/bcull/bstop, frun/fcull/fstop
   std::string log_level = "info";
 
   bool allow_other = false;

@@ -28,6 +28,11 @@ Result<size_t> Filesystem::ReadDir(fuse_req_t req, fuse_ino_t ino, DirHandle* dh
         // No lookup for "." and "..": ino 0 tells the kernel to take only the name.
         e.attr.st_mode = S_IFDIR;
         e.attr.st_ino = i == 0 ? ino : 1;
+      } else if (!dh->entries[i - 2].attr_complete) {
+        // The listing gave no attributes to stand on: the name and type only,
+        // and the kernel looks the entry up (a stat at the source) when it needs more.
+        e.attr.st_mode = dh->entries[i - 2].attr.st.st_mode & S_IFMT;
+        e.attr.st_ino = dh->entries[i - 2].attr.st.st_ino;
       } else {
         auto entry = Remember(ino, dh->entries[i - 2].name, dh->entries[i - 2].attr);
         if (!entry.ok()) continue;

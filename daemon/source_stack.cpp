@@ -32,6 +32,9 @@ SourceStack BuildSourceStack(const MountOptions& options, std::unique_ptr<netfs:
 std::vector<std::pair<std::string, std::string>> SourceStack::Snapshot() const {
   std::vector<std::pair<std::string, std::string>> out;
   if (policy) out = policy->counters().Snapshot();
+  if (top) {
+    for (auto& kv : top->SourceCounters()) out.push_back(std::move(kv));
+  }
   if (attrs) {
     out.emplace_back("backend.attr_cache.hits", std::to_string(attrs->hits()));
     out.emplace_back("backend.attr_cache.misses", std::to_string(attrs->misses()));

@@ -210,7 +210,10 @@ Result<std::vector<DirEntry>> AttrCacheBackend::list(const std::string& dir) {
     if (generation == impl_->generation) {
       // The entries first, the listing last: eviction takes the oldest first,
       // and the listing is what the entries came with.
-      for (const DirEntry& e : *r) impl_->StoreStatLocked(JoinPath(dir, e.name), e.attr, now);
+      for (const DirEntry& e : *r) {
+        // An entry without attributes to stand on is looked up on its own.
+        if (e.attr_complete) impl_->StoreStatLocked(JoinPath(dir, e.name), e.attr, now);
+      }
       impl_->StoreListLocked(dir, *r, now);
       impl_->EvictLocked(options_.max_entries);
     }

@@ -25,6 +25,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -56,6 +57,11 @@ struct Attr {
 struct DirEntry {
   std::string name;
   Attr attr;
+  // False when the listing gave the name and type but not attributes a
+  // lookup can stand on (an HTTP index without sizes or exact times): attr
+  // holds the type (and what the listing showed), no coherency token, and
+  // callers stat() the entry before they use more than its type.
+  bool attr_complete = true;
 };
 
 struct Capabilities {
@@ -214,6 +220,10 @@ class Backend {
   virtual Status setxattr(const std::string& path, const std::string& name, const std::string& value, int flags,
                           OpenFile* f) = 0;
   virtual Status removexattr(const std::string& path, const std::string& name, OpenFile* f) = 0;
+
+  // The source's own counters ("backend.http.requests", ...) for
+  // cachefusectl stats; layers forward them. Default: none.
+  virtual std::vector<std::pair<std::string, std::string>> SourceCounters() const { return {}; }
 };
 
 // Forwards every call to an inner backend: the base of every layer. A layer
@@ -253,6 +263,7 @@ class ForwardingBackend : public Backend {
   Status setxattr(const std::string& path, const std::string& name, const std::string& value, int flags,
                   OpenFile* f) override;
   Status removexattr(const std::string& path, const std::string& name, OpenFile* f) override;
+  std::vector<std::pair<std::string, std::string>> SourceCounters() const override { return inner_->SourceCounters(); }
 
  protected:
   // Runs before each call is forwarded; a non-ok Status is returned instead.

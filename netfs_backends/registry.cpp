@@ -10,6 +10,9 @@
 #include <utility>
 
 #include "netfs_backends/posix/posix_source.h"
+#if CACHEFUSE_SOURCE_HTTP
+#include "netfs_backends/http/http_source.h"
+#endif
 
 namespace cachefuse::netfs {
 namespace {
@@ -20,6 +23,9 @@ using FactoryFn = const SourceFactory* (*)();
 constexpr FactoryFn kCompiled[] = {
 #if CACHEFUSE_SOURCE_POSIX
     &PosixSourceFactory,
+#endif
+#if CACHEFUSE_SOURCE_HTTP
+    &HttpSourceFactory,
 #endif
 };
 

@@ -3,6 +3,7 @@
 // opening one does.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +18,9 @@ struct SourceOptions {
   std::string ca_file;           // ca_file=FILE (TLS sources)
   bool insecure = false;         // skip TLS verification (with a warning)
   unsigned timeout_ms = 30000;   // per-call deadline for network sources
+  // Where a source says what the daemon should log (sources have no logger):
+  // once per event, never with a secret in it. May be empty.
+  std::function<void(const std::string&)> warn;
 };
 
 // A SOURCE string taken apart; no connection made.

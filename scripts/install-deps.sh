@@ -10,7 +10,7 @@ PACKAGES=(
   libtomlplusplus-dev libsystemd-dev
   libcurl4-openssl-dev libnfs-dev libsmbclient-dev
   # tests: real servers on loopback and the tools that talk to them
-  python3 python3-pytest attr curl nginx-light nfs-ganesha nfs-ganesha-vfs libnfs-utils samba smbclient
+  python3 python3-pytest attr curl openssl nginx-light nfs-ganesha nfs-ganesha-vfs libnfs-utils samba smbclient
   e2fsprogs util-linux procps psmisc systemd kmod bc
   # benchmarks: the workload and the peers
   fio rclone mergerfs httpdirfs time

@@ -111,7 +111,10 @@ TEST_CASE("Registry: a missing or non-directory path says so, in the words of be
 }
 
 TEST_CASE("Registry: network schemes not compiled in say so") {
+  const std::vector<std::string> compiled = CompiledSources();
   for (const std::string scheme : {"http", "https", "nfs", "smb"}) {
+    const std::string source = scheme == "https" ? "http" : scheme;
+    if (std::find(compiled.begin(), compiled.end(), source) != compiled.end()) continue;
     const std::string capitalized = std::string(1, static_cast<char>(std::toupper(scheme[0]))) + scheme.substr(1);
     for (const std::string& spelled : {scheme, capitalized}) {
       const std::string spec = spelled + "://server/share";
