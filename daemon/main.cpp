@@ -379,6 +379,16 @@ int Main(int argc, char** argv) {
   struct stat st {};
   if (::stat(mountpoint.c_str(), &st) != 0) {
     if (errno == ENOTCONN) {
+      // A cachefuse mount whose daemon died says so by name.
+      std::string abs = mountpoint;
+      if (!abs.empty() && abs.front() != '/') {
+        char cwd[PATH_MAX];
+        if (::getcwd(cwd, sizeof cwd)) abs = std::string(cwd) + "/" + abs;
+      }
+      if (std::string busy = MountpointInUse(abs); !busy.empty()) {
+        std::fprintf(stderr, "cachefuse: %s\n", busy.c_str());
+        return 1;
+      }
       std::fprintf(stderr, "cachefuse: mountpoint %s: %s (a FUSE daemon died there); clear it with fusermount3 -u %s\n",
                    mountpoint.c_str(), std::strerror(errno), mountpoint.c_str());
     } else {
