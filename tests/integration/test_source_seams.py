@@ -107,8 +107,8 @@ def test_reader_never_mixes_versions(mount, rounds):
                 got += len(data)
         assert got == want, f"round {r}: new open read {got} of {want} bytes"
         os.unlink(src)
-    s = mount.stats()
-    assert s["invalidations"] >= rounds, s
+    # (No check on the invalidations counter: a round's new file may reuse the
+    # previous one's inode number and cookie, so how many there are varies.)
 
 
 def make_tree(root, dirs=20, files_per_dir=100):
